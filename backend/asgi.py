@@ -1,0 +1,27 @@
+"""The ASGI application: ``daphne backend.asgi:application`` serves everything.
+
+HTTP goes to Django (``/graphql/`` is Strawberry's async Django view, so
+middleware and upload handlers apply); WebSocket ``/graphql/`` goes to
+Strawberry's Channels consumer, which authenticates with the JWT itself.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()  # sets up Django before the imports below
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from schema import schema  # noqa: E402
+from schema.consumers import GraphQLConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
+    }
+)

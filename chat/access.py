@@ -1,0 +1,95 @@
+"""One access rule per thing.
+
+Every service, GraphQL ``get_queryset``, subscription and download asks these
+functions. Something the user may not see answers exactly like something that
+does not exist (``NotFound``), so IDs cannot be probed.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from chat.errors import Forbidden, NotFound, Unauthenticated
+from chat.models import Attachment, Membership, Message, Room, User
+
+
+def require_user(user) -> User:
+    """The acting user, or ``Unauthenticated`` for an anonymous caller."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        raise Unauthenticated()
+    return user
+
+
+def _is_member(user: User) -> Exists:
+    return Exists(Membership.objects.filter(room=OuterRef("pk"), user=user))
+
+
+def rooms_joined_by(user: User) -> QuerySet[Room]:
+    """Live rooms the user is a member of."""
+    return Room.objects.filter(deleted_at__isnull=True).filter(_is_member(user))
+
+
+def rooms_visible_to(user: User) -> QuerySet[Room]:
+    """Live rooms the user may see: public group rooms and the rooms they belong to."""
+    if not user.is_authenticated:
+        return Room.objects.none()
+    return Room.objects.filter(deleted_at__isnull=True).filter(
+        Q(kind=Room.Kind.GROUP, is_private=False) | _is_member(user)
+    )
+
+
+def access_room(user: User, room_id, *, member: bool = False) -> Room:
+    """The room with ``room_id`` if ``user`` may see it (and, with ``member``, belongs to it)."""
+    qs = rooms_joined_by(user) if member else rooms_visible_to(user)
+    try:
+        return qs.get(pk=int(room_id))
+    except (Room.DoesNotExist, ValueError, TypeError):
+        raise NotFound("Room not found.") from None
+
+
+def membership_of(user: User, room_id) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(room_id=room_id, user=user).first()
+
+
+def require_role(membership: Membership | None, *roles: str, user: User | None = None) -> None:
+    """``Forbidden`` unless the membership has one of ``roles`` (staff always pass)."""
+    if user is not None and user.is_staff:
+        return
+    if membership is None or membership.role not in roles:
+        raise Forbidden()
+
+
+def messages_visible_to(user: User) -> QuerySet[Message]:
+    """Messages of the live rooms the user belongs to."""
+    if not user.is_authenticated:
+        return Message.objects.none()
+    return Message.objects.filter(
+        room__deleted_at__isnull=True,
+        room__in=Membership.objects.filter(user=user).values("room_id"),
+    )
+
+
+def access_message(user: User, message_id) -> Message:
+    try:
+        return messages_visible_to(user).select_related("room").get(pk=int(message_id))
+    except (Message.DoesNotExist, ValueError, TypeError):
+        raise NotFound("Message not found.") from None
+
+
+def attachments_visible_to(user: User) -> QuerySet[Attachment]:
+    """Attached files of rooms the user belongs to, and the user's own unattached uploads."""
+    if not user.is_authenticated:
+        return Attachment.objects.none()
+    return Attachment.objects.filter(
+        Q(message__in=messages_visible_to(user).filter(deleted_at__isnull=True))
+        | Q(message__isnull=True, uploader=user)
+    )
+
+
+def users_visible_to(user: User) -> QuerySet[User]:
+    """Active users, for any signed-in user (anonymous callers see nobody)."""
+    if not user.is_authenticated:
+        return User.objects.none()
+    return User.objects.filter(is_active=True)

@@ -1,0 +1,101 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from chat.models import Attachment, Event, Membership, Message, RefreshToken, Room, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ("username", "email", "display_name", "is_staff", "is_active", "last_seen_at", "date_joined")
+    list_filter = ("is_staff", "is_superuser", "is_active")
+    search_fields = ("username", "email", "display_name")
+    fieldsets = (
+        *BaseUserAdmin.fieldsets,
+        ("Profile", {"fields": ("display_name", "bio", "avatar", "last_seen_at")}),
+    )
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ("user", "last_read_message")
+    readonly_fields = ("joined_at", "joined_seq")
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "is_private", "created_by", "created_at", "deleted_at", "last_seq")
+    list_filter = ("kind", "is_private", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "topic")
+    raw_id_fields = ("created_by",)
+    readonly_fields = ("direct_key", "last_seq", "created_at", "updated_at")
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("room", "user", "role", "joined_at")
+    list_filter = ("role",)
+    search_fields = ("room__name", "user__username")
+    raw_id_fields = ("room", "user", "last_read_message")
+    list_select_related = ("room", "user")
+
+
+class AttachmentInline(admin.TabularInline):
+    model = Attachment
+    extra = 0
+    fields = ("name", "content_type", "size", "width", "height", "uploader", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "room", "sender", "short_text", "created_at", "edited_at", "deleted_at")
+    list_filter = (("deleted_at", admin.EmptyFieldListFilter), "room__kind", "created_at")
+    search_fields = ("text", "sender__username", "room__name")
+    raw_id_fields = ("room", "sender", "reply_to")
+    list_select_related = ("room", "sender")
+    date_hierarchy = "created_at"
+    inlines = [AttachmentInline]
+
+    @admin.display(description="text")
+    def short_text(self, obj):
+        return obj.text[:80]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    list_display = ("name", "content_type", "size", "uploader", "message", "created_at")
+    list_filter = ("content_type", ("message", admin.EmptyFieldListFilter))
+    search_fields = ("name", "uploader__username")
+    raw_id_fields = ("message", "uploader")
+    list_select_related = ("uploader",)
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("room", "seq", "kind", "actor", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("room__name",)
+    raw_id_fields = ("room", "actor")
+    list_select_related = ("room", "actor")
+    readonly_fields = ("room", "seq", "kind", "payload", "actor", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # the event log is written by services only
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ("user", "family", "created_at", "expires_at", "used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), ("used_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("user", "token_hash", "family", "created_at", "expires_at", "used_at")
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,230 @@
+"""The data model: users, rooms, memberships, messages, attachments and the event log.
+
+Rules that must hold under concurrency are constraints in the database, not
+conventions in code: one direct room per pair of users, one membership per
+user and room, one message per (sender, client id), one event per (room, seq).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class ChatUserManager(UserManager):
+    def get_by_natural_key(self, username):
+        # Log-ins are case-insensitive, like the uniqueness of usernames.
+        return self.get(username__iexact=username)
+
+
+class User(AbstractUser):
+    """A person who chats. Usernames and emails are unique case-insensitively."""
+
+    email = models.EmailField("email address", blank=True)
+    display_name = models.CharField(max_length=64, blank=True, help_text="Name shown to other users.")
+    bio = models.TextField(max_length=500, blank=True, help_text="A short text about the user.")
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="When the user was last connected.")
+    # Bumped on password change, "log out everywhere" and account deletion:
+    # every access token carries the version it was issued under.
+    token_version = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = ChatUserManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+            models.UniqueConstraint(Lower("email"), condition=~models.Q(email=""), name="user_email_ci_unique"),
+        ]
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+
+class RefreshToken(models.Model):
+    """A long-lived refresh token, stored hashed. Single use: refreshing rotates it
+    within its family; presenting a rotated token again revokes the whole family."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    family = models.UUIDField(default=uuid.uuid4, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"], name="refresh_user_revoked_idx")]
+
+    def __str__(self) -> str:
+        return f"refresh token {self.pk} of {self.user_id}"
+
+
+class Room(models.Model):
+    """A place where messages are exchanged: a group room (public or private) or a
+    one-to-one direct chat."""
+
+    class Kind(models.TextChoices):
+        GROUP = "group", "Group"
+        DIRECT = "direct", "Direct"
+
+    name = models.CharField(max_length=100)
+    topic = models.CharField(max_length=500, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.GROUP)
+    is_private = models.BooleanField(default=False, help_text="Private rooms are joined by invitation only.")
+    # "<lower user id>:<higher user id>" for direct rooms, null otherwise.
+    direct_key = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001 - NULL keeps the unique constraint to direct rooms
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="rooms")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Sequence number of the room's latest event, assigned under a row lock.
+    last_seq = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["direct_key"], name="room_one_direct_per_pair"),
+            models.CheckConstraint(
+                condition=models.Q(kind="group", direct_key__isnull=True) | models.Q(kind="direct", is_private=True),
+                name="room_direct_key_only_for_direct",
+            ),
+        ]
+        indexes = [models.Index(fields=["is_private", "deleted_at"], name="room_public_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def direct_key_for(user_a_id: int, user_b_id: int) -> str:
+        low, high = sorted((int(user_a_id), int(user_b_id)))
+        return f"{low}:{high}"
+
+
+class Membership(models.Model):
+    """A user's place in a room, with their role and read position."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+    # Sequence of the room's event at which the user joined: a member resumes
+    # and replays events from here on, never from before they joined.
+    joined_seq = models.BigIntegerField(default=0)
+    last_read_message = models.ForeignKey("Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    last_read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_one_per_user_and_room")]
+        indexes = [models.Index(fields=["user", "room"], name="membership_user_room_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id} ({self.role})"
+
+
+class Message(models.Model):
+    """A chat message. Deletion is soft: text and attachments go, a tombstone stays."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    text = models.TextField(blank=True)
+    client_id = models.CharField(  # noqa: DJ001 - NULL: no key, not unique
+        max_length=64, null=True, blank=True, help_text="Idempotency key chosen by the sender's client."
+    )
+    reply_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replies")
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="message_client_id_unique_per_sender",
+            )
+        ]
+        indexes = [models.Index(fields=["room", "created_at", "id"], name="message_history_idx")]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} in {self.room_id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+def attachment_path(instance: Attachment, filename: str) -> str:
+    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+def thumbnail_path(instance: Attachment, filename: str) -> str:
+    return f"thumbnails/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+class Attachment(models.Model):
+    """A file uploaded by a user, private to the room of the message it is attached to."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="attachments"
+    )
+    file = models.FileField(upload_to=attachment_path, max_length=255)
+    thumbnail = models.FileField(upload_to=thumbnail_path, max_length=255, blank=True)
+    name = models.CharField(max_length=255, help_text="The sanitized original file name.")
+    content_type = models.CharField(max_length=100, help_text="The type sniffed from the content.")
+    size = models.PositiveBigIntegerField(help_text="Size in bytes.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "created_at"], name="attachment_unattached_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Event(models.Model):
+    """The outbox and resume log: one row per change others must see, written in
+    the same transaction as the change, numbered per room without gaps."""
+
+    class Kind(models.TextChoices):
+        MESSAGE_ADDED = "MessageAdded"
+        MESSAGE_EDITED = "MessageEdited"
+        MESSAGE_DELETED = "MessageDeleted"
+        MEMBER_JOINED = "MemberJoined"
+        MEMBER_LEFT = "MemberLeft"
+        ROOM_UPDATED = "RoomUpdated"
+        ROOM_DELETED = "RoomDeleted"
+        READ_RECEIPT = "ReadReceipt"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events")
+    seq = models.BigIntegerField()
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    payload = models.JSONField(default=dict)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="event_one_per_room_and_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.seq} in {self.room_id}"

@@ -1,0 +1,47 @@
+"""The root GraphQL schema: one per process, merged from the domains."""
+
+from __future__ import annotations
+
+import strawberry
+import strawberry_django
+from django.conf import settings
+from strawberry import relay
+from strawberry.extensions import DisableIntrospection
+from strawberry.tools import merge_types
+from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from schema.accounts.mutations import AccountMutations
+from schema.accounts.queries import AccountQueries
+from schema.errors import TypedErrors
+from schema.events.subscriptions import EventSubscriptions
+from schema.messages.mutations import MessageMutations
+from schema.messages.queries import MessageQueries
+from schema.rooms.mutations import RoomMutations
+from schema.rooms.queries import RoomQueries
+
+
+@strawberry.type
+class NodeQueries:
+    node: relay.Node | None = strawberry_django.node(
+        description="Any object by its global ID, or null if it does not exist or is not visible to you."
+    )
+
+
+def _merge(name: str, types: tuple[type, ...]):
+    types = tuple(t for t in types if t.__strawberry_definition__.fields)
+    return merge_types(name, types) if types else None
+
+
+Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, NodeQueries))
+Mutation = _merge("Mutation", (AccountMutations, RoomMutations, MessageMutations))
+Subscription = _merge("Subscription", (EventSubscriptions,))
+
+
+def extensions() -> list:
+    result = [TypedErrors, DjangoOptimizerExtension]
+    if not settings.GRAPHQL_INTROSPECTION:
+        result.append(DisableIntrospection)
+    return result
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions())

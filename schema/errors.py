@@ -1,0 +1,71 @@
+"""Turns exceptions into typed GraphQL errors (``extensions.code``).
+
+Domain errors keep their message and code; Django's validation, permission and
+lookup errors map to ``BAD_USER_INPUT``, ``FORBIDDEN`` and ``NOT_FOUND``; a
+database that is down becomes ``SERVICE_UNAVAILABLE``. Anything else is logged
+with its traceback and answered as an opaque ``INTERNAL_SERVER_ERROR``: a
+client never sees a stack trace or an internal message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db import DatabaseError, InterfaceError, OperationalError
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.relay.types import GlobalIDValueError
+
+from chat.errors import BadUserInput, ChatError, Forbidden, NotFound, ServiceUnavailable
+
+logger = logging.getLogger("chat.graphql")
+
+
+def as_chat_error(exc: BaseException) -> ChatError | None:
+    """The domain error an exception stands for, or ``None`` if it is a bug."""
+    if isinstance(exc, ChatError):
+        return exc
+    if isinstance(exc, ValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else None
+        return BadUserInput("; ".join(exc.messages), fields=fields)
+    if isinstance(exc, GlobalIDValueError):
+        return BadUserInput("Malformed ID.")
+    if isinstance(exc, PermissionDenied):
+        return Forbidden()
+    if isinstance(exc, ObjectDoesNotExist):
+        return NotFound()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return ServiceUnavailable()
+    if isinstance(exc, DatabaseError):
+        return ServiceUnavailable()
+    return None
+
+
+class TypedErrors(MaskErrors):
+    """Mask unexpected errors; give every expected one its ``extensions.code``."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: True)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None:  # syntax and validation errors: safe as they are
+            return error
+        if isinstance(original, GraphQLError):  # e.g. variable coercion
+            return original if original.original_error is None else self.anonymise_error(original)
+        chat_error = as_chat_error(original)
+        if chat_error is None:
+            logger.error("unexpected error in %s", error.path, exc_info=original)
+            message, extensions = "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR"}
+        else:
+            message, extensions = chat_error.message, chat_error.as_extensions()
+        return GraphQLError(
+            message=message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions=extensions,
+        )

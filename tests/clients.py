@@ -1,0 +1,142 @@
+"""Test clients that speak to the app the way real clients do."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chat import tokens
+
+
+def token_for(user) -> str:
+    return tokens.create_access_token(user)[0]
+
+
+class GraphQLClient:
+    """GraphQL over HTTP: POST /graphql/ with a JSON body and an optional JWT."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def _request(self, query: str, variables: dict | None, user, token: str | None, headers: dict | None):
+        if user is not None and token is None:
+            token = token_for(user)
+        extra = dict(headers or {})
+        if token is not None:
+            extra.setdefault("Authorization", f"JWT {token}")
+        body = json.dumps({"query": query, "variables": variables or {}})
+        return self.client.post("/graphql/", body, content_type="application/json", headers=extra)
+
+    def __call__(self, query: str, variables: dict | None = None, user=None, token=None, headers=None) -> Any:
+        response = self._request(query, variables, user, token, headers)
+        if hasattr(response, "__await__"):
+            return self._finish(response)
+        return self._decode(response)
+
+    async def _finish(self, response):
+        return self._decode(await response)
+
+    @staticmethod
+    def _decode(response) -> dict:
+        assert response.status_code < 500, response.content
+        return response.json()
+
+
+async def async_token_for(user) -> str:
+    return await sync_to_async(token_for)(user)
+
+
+class WSClient:
+    """GraphQL over WebSocket through ``backend.asgi.application``.
+
+    Speaks ``graphql-transport-ws`` or the legacy ``graphql-ws``; ``connect()``
+    sends ``connection_init`` with the token as ``authToken`` unless told otherwise.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        protocol: str = "graphql-transport-ws",
+        path: str = "/graphql/",
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ):
+        from backend.asgi import application
+
+        self.token = token
+        self.protocol = protocol
+        self.legacy = protocol == "graphql-ws"
+        hdrs = [(b"host", b"127.0.0.1"), (b"origin", b"http://127.0.0.1"), *(headers or [])]
+        self.communicator = WebsocketCommunicator(application, path, subprotocols=[protocol], headers=hdrs)
+        self.ids = itertools.count(1)
+        self.connected = False
+
+    async def connect(self, payload: dict | None = None, init: bool = True) -> dict | None:
+        connected, _ = await self.communicator.connect()
+        assert connected
+        self.connected = True
+        if not init:
+            return None
+        if payload is None:
+            payload = {"authToken": self.token} if self.token else {}
+        await self.send({"type": "connection_init", "payload": payload})
+        return await self.receive()
+
+    async def send(self, message: dict) -> None:
+        await self.communicator.send_json_to(message)
+
+    async def receive(self, timeout: float = 5) -> dict:
+        while True:
+            message = await self.communicator.receive_json_from(timeout=timeout)
+            if message.get("type") not in {"ka", "ping", "pong"}:
+                return message
+
+    async def receive_close(self, timeout: float = 5) -> int | None:
+        output = await self.communicator.receive_output(timeout=timeout)
+        while output["type"] == "websocket.send":
+            output = await self.communicator.receive_output(timeout=timeout)
+        assert output["type"] == "websocket.close", output
+        return output.get("code")
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def subscribe(self, query: str, variables: dict | None = None, op_id: str | None = None) -> str:
+        op_id = op_id or str(next(self.ids))
+        kind = "start" if self.legacy else "subscribe"
+        await self.send({"type": kind, "id": op_id, "payload": {"query": query, "variables": variables or {}}})
+        return op_id
+
+    async def next(self, op_id: str | None = None, timeout: float = 5) -> dict:
+        """The ``payload`` of the next data message (``next`` or legacy ``data``)."""
+        message = await self.receive(timeout)
+        assert message["type"] in {"next", "data"}, message
+        if op_id is not None:
+            assert message["id"] == op_id, message
+        return message["payload"]
+
+    async def execute(self, query: str, variables: dict | None = None) -> dict:
+        """A query or mutation over the socket; returns its single result payload."""
+        op_id = await self.subscribe(query, variables)
+        payload = await self.next(op_id)
+        done = await self.receive()
+        assert done["type"] == "complete", done
+        return payload
+
+    async def stop(self, op_id: str) -> None:
+        await self.send({"type": "stop" if self.legacy else "complete", "id": op_id})
+
+    async def close(self) -> None:
+        if self.connected:
+            await self.communicator.disconnect()
+            self.connected = False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await asyncio.shield(self.close())
