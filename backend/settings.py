@@ -178,6 +178,16 @@ PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
 EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
 
+# Rate limits: action -> (attempts, window in seconds), per user (per client
+# address for anonymous callers). Cache-backed, so they hold across processes.
+RATE_LIMITS = {
+    "register": (env_int("RATE_LIMIT_REGISTER", 10), 3600),
+    "send_message": (env_int("RATE_LIMIT_SEND_MESSAGE", 30), 10),
+    "set_typing": (env_int("RATE_LIMIT_SET_TYPING", 20), 10),
+    "upload": (env_int("RATE_LIMIT_UPLOAD", 20), 60),
+    "create_room": (env_int("RATE_LIMIT_CREATE_ROOM", 10), 60),
+}
+
 # --- Files --------------------------------------------------------------------------
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 MEDIA_URL = "/media/"  # never served publicly: downloads go through chat.views
