@@ -38,9 +38,16 @@ def rooms_visible_to(user: User) -> QuerySet[Room]:
     )
 
 
-def access_room(user: User, room_id, *, member: bool = False) -> Room:
-    """The room with ``room_id`` if ``user`` may see it (and, with ``member``, belongs to it)."""
-    qs = rooms_joined_by(user) if member else rooms_visible_to(user)
+def access_room(user: User, room_id, *, member: bool = False, moderate: bool = False) -> Room:
+    """The room with ``room_id`` if ``user`` may see it (and, with ``member``, belongs to it).
+
+    With ``moderate``, staff reach every live room (they moderate rooms they are
+    not in); everyone else gets the ordinary rule.
+    """
+    if moderate and user.is_authenticated and user.is_staff:
+        qs = Room.objects.filter(deleted_at__isnull=True)
+    else:
+        qs = rooms_joined_by(user) if member else rooms_visible_to(user)
     try:
         return qs.get(pk=int(room_id))
     except (Room.DoesNotExist, ValueError, TypeError):
@@ -71,9 +78,14 @@ def messages_visible_to(user: User) -> QuerySet[Message]:
     )
 
 
-def access_message(user: User, message_id) -> Message:
+def access_message(user: User, message_id, *, moderate: bool = False) -> Message:
+    """The message with ``message_id`` if ``user`` may read it (with ``moderate``, staff reach any live room's)."""
+    if moderate and user.is_authenticated and user.is_staff:
+        qs = Message.objects.filter(room__deleted_at__isnull=True)
+    else:
+        qs = messages_visible_to(user)
     try:
-        return messages_visible_to(user).select_related("room").get(pk=int(message_id))
+        return qs.select_related("room").get(pk=int(message_id))
     except (Message.DoesNotExist, ValueError, TypeError):
         raise NotFound("Message not found.") from None
 
@@ -93,3 +105,10 @@ def users_visible_to(user: User) -> QuerySet[User]:
     if not user.is_authenticated:
         return User.objects.none()
     return User.objects.filter(is_active=True)
+
+
+def memberships_visible_to(user: User) -> QuerySet[Membership]:
+    """Memberships (member lists) of the rooms the user may see."""
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    return Membership.objects.filter(room__in=rooms_visible_to(user).values("pk"))

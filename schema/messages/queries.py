@@ -1,8 +1,48 @@
 from __future__ import annotations
 
 import strawberry
+import strawberry_django
+from django.db import connection
+from django.db.models import QuerySet
+from strawberry.types import Info
+
+from chat import access
+from chat.errors import Forbidden
+from chat.models import Message
+from schema.connections import PageConnection
+from schema.context import signed_in_user
+from schema.global_ids import decode_id
+from schema.messages.types import MessageType
+
+
+def search_messages(qs: QuerySet[Message], text: str) -> QuerySet[Message]:
+    """Full-text search on Postgres, a case-insensitive contains elsewhere. Deleted messages never match."""
+    qs = qs.filter(deleted_at__isnull=True)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        return qs.annotate(search_document=SearchVector("text", config="simple")).filter(
+            search_document=SearchQuery(text, config="simple", search_type="websearch")
+        )
+    return qs.filter(text__icontains=text)
 
 
 @strawberry.type
 class MessageQueries:
-    pass
+    @strawberry_django.connection(
+        PageConnection[MessageType],
+        description=(
+            "A room's messages, newest first (`first`/`after` go back in time, `last`/`before` forward). "
+            "Members only: NOT_FOUND for a room you cannot see, FORBIDDEN for a public room you have not joined. "
+            "`search` matches words of the text (full-text search on Postgres)."
+        ),
+    )
+    def messages(self, info: Info, room_id: strawberry.ID, search: str | None = None) -> QuerySet[Message]:
+        user = signed_in_user(info)
+        room = access.access_room(user, decode_id(room_id, "Room", "roomId"))
+        if access.membership_of(user, room.pk) is None:
+            raise Forbidden("Join the room to read its messages.")
+        qs = Message.objects.filter(room=room)
+        if search and search.strip():
+            qs = search_messages(qs, search.strip())
+        return qs.order_by("-created_at", "-pk")

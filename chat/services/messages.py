@@ -1,0 +1,247 @@
+"""Messages: sending (idempotent per client id), editing, deleting, read positions."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from chat import access, events, ratelimit
+from chat.errors import BadUserInput, Forbidden, NotFound
+from chat.models import Attachment, Event, Membership, Message, Room
+from chat.services.rooms import notify, parse_id
+
+CLIENT_ID_MAX = Message._meta.get_field("client_id").max_length
+# `@name` not preceded by a word character (so e-mail addresses do not mention).
+MENTION = re.compile(r"(?<![\w@])@([\w.+-]+)")
+
+
+def _clean_text(text, *, allow_empty: bool) -> str:
+    text = (text or "").strip()
+    limit = settings.MESSAGE_MAX_LENGTH
+    if not text and not allow_empty:
+        raise BadUserInput("A message needs text or attachments.", fields={"text": ["This field is required."]})
+    if len(text) > limit:
+        raise BadUserInput(
+            f"Messages are at most {limit} characters.", fields={"text": [f"At most {limit} characters."]}
+        )
+    return text
+
+
+def _clean_client_id(client_id) -> str | None:
+    if client_id is None:
+        return None
+    client_id = str(client_id).strip()
+    if not client_id or len(client_id) > CLIENT_ID_MAX:
+        raise BadUserInput(
+            f"clientId must be 1 to {CLIENT_ID_MAX} characters.", fields={"clientId": ["Invalid client id."]}
+        )
+    return client_id
+
+
+def _attachment_ids(attachment_ids) -> list[int]:
+    ids: list[int] = []
+    for raw in attachment_ids or ():
+        try:
+            pk = parse_id(raw, "Attachment")
+        except NotFound:
+            raise BadUserInput(
+                "Unknown attachment.", fields={"attachmentIds": [f"Unknown attachment {raw}."]}
+            ) from None
+        if pk not in ids:
+            ids.append(pk)
+    if len(ids) > settings.MAX_FILES_PER_MESSAGE:
+        raise BadUserInput(
+            f"At most {settings.MAX_FILES_PER_MESSAGE} files per message.",
+            fields={"attachmentIds": [f"At most {settings.MAX_FILES_PER_MESSAGE} files."]},
+        )
+    return ids
+
+
+def _previous_send(actor, client_id: str | None, room: Room) -> Message | None:
+    """The message ``actor`` already sent with ``client_id``: a retry returns it."""
+    if client_id is None:
+        return None
+    existing = Message.objects.filter(sender=actor, client_id=client_id).select_related("sender").first()
+    if existing is not None and existing.room_id != room.pk:
+        raise BadUserInput("This clientId was used for another room.", fields={"clientId": ["Already used."]})
+    return existing
+
+
+def mentioned_user_ids(room: Room, text: str, sender_id: int) -> list[int]:
+    """Members of ``room`` named as ``@username`` (case-insensitive) in ``text``, the sender excepted."""
+    names = {m.rstrip(".-+").lower() for m in MENTION.findall(text)}
+    names.discard("")
+    if not names:
+        return []
+    query = Q()
+    for name in names:
+        query |= Q(user__username__iexact=name)
+    return list(
+        Membership.objects.filter(query, room=room).exclude(user_id=sender_id).values_list("user_id", flat=True)
+    )
+
+
+def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachment_ids=()) -> Message:
+    """Send a message to a room the actor belongs to.
+
+    Sending again with the same ``client_id`` returns the first message, also
+    when the retries race: the check runs again under the room lock, and the
+    unique (sender, client id) constraint is the last word.
+    """
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), member=True)
+    client_id = _clean_client_id(client_id)
+    previous = _previous_send(actor, client_id, room)
+    if previous is not None:
+        return previous
+    ids = _attachment_ids(attachment_ids)
+    text = _clean_text(text, allow_empty=bool(ids))
+    reply_to = None
+    if reply_to_id is not None:
+        try:
+            reply_pk = parse_id(reply_to_id, "Message")
+        except NotFound:
+            reply_pk = None
+        reply_to = Message.objects.filter(pk=reply_pk, room=room).first() if reply_pk else None
+        if reply_to is None:
+            raise BadUserInput(
+                "You can only reply to a message of the same room.", fields={"replyToId": ["Not in this room."]}
+            )
+    ratelimit.hit(f"send_message:{actor.pk}", *settings.RATE_LIMITS["send_message"])
+
+    try:
+        with transaction.atomic():
+            room = events.lock_room(room.pk)
+            if not Membership.objects.filter(room=room, user=actor).exists():
+                raise NotFound("Room not found.")  # removed meanwhile
+            previous = _previous_send(actor, client_id, room)
+            if previous is not None:
+                return previous
+            attachments = list(
+                Attachment.objects.select_for_update()
+                .filter(pk__in=ids, uploader=actor, message__isnull=True)
+                .order_by("pk")
+            )
+            if len(attachments) != len(ids):
+                raise BadUserInput(
+                    "Attachments must be your own uploads, not yet attached to a message.",
+                    fields={"attachmentIds": ["Unknown or already attached."]},
+                )
+            message = Message.objects.create(room=room, sender=actor, text=text, client_id=client_id, reply_to=reply_to)
+            if attachments:
+                Attachment.objects.filter(pk__in=ids).update(message=message)
+                for attachment in attachments:
+                    attachment.message = message
+            snapshot = events.message_snapshot(message, attachments)
+            events.record_event(room, Event.Kind.MESSAGE_ADDED, {"message": snapshot}, actor=actor)
+            notify(mentioned_user_ids(room, text, actor.pk), "MENTIONED", room, actor, message=snapshot)
+    except IntegrityError:
+        # A concurrent retry with the same client id won the insert.
+        previous = _previous_send(actor, client_id, room) if client_id else None
+        if previous is None:
+            raise
+        return previous
+    return message
+
+
+def edit_message(actor, message_id, text) -> Message:
+    """Change the text of one's own message; sets ``edited_at``."""
+    actor = access.require_user(actor)
+    message = access.access_message(actor, parse_id(message_id, "Message"))
+    if message.sender_id != actor.pk:
+        raise Forbidden("You can only edit your own messages.")
+    if message.is_deleted:
+        raise BadUserInput("A deleted message cannot be edited.")
+    with transaction.atomic():
+        room = events.lock_room(message.room_id)
+        message = Message.objects.select_for_update().select_related("sender").get(pk=message.pk)
+        attachments = list(message.attachments.order_by("pk"))
+        text = _clean_text(text, allow_empty=bool(attachments))
+        if text == message.text:
+            return message
+        message.text = text
+        message.edited_at = timezone.now()
+        message.save(update_fields=["text", "edited_at"])
+        events.record_event(
+            room, Event.Kind.MESSAGE_EDITED, {"message": events.message_snapshot(message, attachments)}, actor=actor
+        )
+    return message
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:  # already gone: nothing left to free
+            pass
+
+
+def delete_message(actor, message_id) -> Message:
+    """Soft-delete a message: its text and files go, a tombstone stays in history.
+
+    Allowed for the sender, the room's owner and admins, and staff.
+    """
+    actor = access.require_user(actor)
+    message = access.access_message(actor, parse_id(message_id, "Message"), moderate=True)
+    if message.sender_id != actor.pk:
+        access.require_role(
+            access.membership_of(actor, message.room_id), Membership.Role.OWNER, Membership.Role.ADMIN, user=actor
+        )
+    with transaction.atomic():
+        room = events.lock_room(message.room_id)
+        message = Message.objects.select_for_update().select_related("sender").get(pk=message.pk)
+        if message.is_deleted:
+            return message
+        attachments = list(message.attachments.all())
+        files = [name for a in attachments for name in (a.file.name, a.thumbnail.name) if name]
+        Attachment.objects.filter(message=message).delete()
+        message.text = ""
+        message.deleted_at = timezone.now()
+        message.save(update_fields=["text", "deleted_at"])
+        events.record_event(
+            room, Event.Kind.MESSAGE_DELETED, {"message": events.message_snapshot(message, [])}, actor=actor
+        )
+        transaction.on_commit(partial(_delete_files, files))
+    return message
+
+
+def mark_read(actor, room_id, message_id) -> Room:
+    """Move the actor's read position in a room forward to ``message_id``.
+
+    Moving it backwards (an older message) changes nothing and records nothing.
+    """
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), member=True)
+    try:
+        message_pk = parse_id(message_id, "Message")
+    except NotFound:
+        message_pk = None
+    message = Message.objects.filter(pk=message_pk, room=room).first() if message_pk else None
+    if message is None:
+        raise NotFound("Message not found.")
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        membership = (
+            Membership.objects.select_for_update().filter(room=room, user=actor).select_related("last_read_message")
+        ).first()
+        if membership is None:
+            raise NotFound("Room not found.")
+        current = membership.last_read_message
+        if current is not None and (current.created_at, current.pk) >= (message.created_at, message.pk):
+            return room
+        membership.last_read_message = message
+        membership.last_read_at = timezone.now()
+        membership.save(update_fields=["last_read_message", "last_read_at"])
+        events.record_event(
+            room,
+            Event.Kind.READ_RECEIPT,
+            {"user": events.user_snapshot(actor), "message_id": message.pk},
+            actor=actor,
+        )
+    return room

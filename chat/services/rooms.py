@@ -1,0 +1,304 @@
+"""Rooms: creating, changing, joining, leaving, members and direct chats.
+
+Every function checks access through ``chat.access``, validates, and writes in
+one transaction together with the event others must see (under the room lock,
+so per-room sequence numbers follow commit order).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chat import access, events, ratelimit
+from chat.errors import BadUserInput, Forbidden, NotFound, RoomFull
+from chat.models import Event, Membership, Room, User
+
+Role = Membership.Role
+NAME_MAX = Room._meta.get_field("name").max_length
+TOPIC_MAX = Room._meta.get_field("topic").max_length
+
+
+def parse_id(value, what: str = "Object") -> int:
+    """A database id from an int or a numeric string; ``NotFound`` for anything else."""
+    try:
+        pk = int(value)
+    except (TypeError, ValueError):
+        raise NotFound(f"{what} not found.") from None
+    if not 0 < pk < 2**63:
+        raise NotFound(f"{what} not found.")
+    return pk
+
+
+def notify(user_ids, kind: str, room: Room, by: User, message: dict | None = None) -> None:
+    """Publish a notification to each user after commit (realtime renders it)."""
+    payload = {
+        "type": events.NOTIFICATION_TYPE,
+        "kind": kind,
+        "room": events.room_snapshot(room),
+        "message": message,
+        "by": events.user_snapshot(by),
+        "created_at": timezone.now().isoformat(),
+    }
+    for uid in user_ids:
+        events.publish_on_commit([events.user_group(uid)], payload)
+
+
+def _clean_name(name) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise BadUserInput("A room needs a name.", fields={"name": ["This field is required."]})
+    if len(name) > NAME_MAX:
+        raise BadUserInput(
+            f"Room names are at most {NAME_MAX} characters.",
+            fields={"name": [f"At most {NAME_MAX} characters."]},
+        )
+    return name
+
+
+def _clean_topic(topic) -> str:
+    topic = (topic or "").strip()
+    if len(topic) > TOPIC_MAX:
+        raise BadUserInput(
+            f"Topics are at most {TOPIC_MAX} characters.",
+            fields={"topic": [f"At most {TOPIC_MAX} characters."]},
+        )
+    return topic
+
+
+def _active_user(user_id) -> User:
+    pk = parse_id(user_id, "User")
+    user = User.objects.filter(pk=pk, is_active=True).first()
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def _join(room: Room, user: User, role: str, by: User | None) -> Membership:
+    """Add ``user`` to the locked ``room`` and record their ``MemberJoined`` event."""
+    membership = Membership.objects.create(room=room, user=user, role=role)
+    event = events.record_event(
+        room,
+        Event.Kind.MEMBER_JOINED,
+        {"user": events.user_snapshot(user), "role": role, "by": events.user_snapshot(by)},
+        actor=by or user,
+        also_notify=[user.pk],
+    )
+    membership.joined_seq = event.seq
+    Membership.objects.filter(pk=membership.pk).update(joined_seq=event.seq)
+    return membership
+
+
+def _ensure_room_has_space(room: Room, adding: int = 1) -> None:
+    # Called with the room row locked: concurrent joins wait for each other, so
+    # the count cannot go stale between this check and the insert.
+    if Membership.objects.filter(room=room).count() + adding > settings.MAX_USERS_IN_ROOM:
+        raise RoomFull(f"This room is full ({settings.MAX_USERS_IN_ROOM} members at most).")
+
+
+def _require_group(room: Room) -> None:
+    if room.kind == Room.Kind.DIRECT:
+        raise Forbidden("Direct chats have exactly two members and cannot be changed.")
+
+
+def create_room(actor, name, topic="", is_private=False, member_ids=()) -> Room:
+    """Create a group room owned by ``actor`` with the given initial members."""
+    actor = access.require_user(actor)
+    if settings.ROOM_CREATION_STAFF_ONLY and not actor.is_staff:
+        raise Forbidden("Only staff may create rooms on this server.")
+    name = _clean_name(name)
+    topic = _clean_topic(topic)
+    ids = []
+    for raw in member_ids or ():
+        try:
+            pk = parse_id(raw, "User")
+        except NotFound:
+            raise BadUserInput("Unknown user in memberIds.", fields={"memberIds": [f"Unknown user {raw}."]}) from None
+        if pk != actor.pk and pk not in ids:
+            ids.append(pk)
+    members = {u.pk: u for u in User.objects.filter(pk__in=ids, is_active=True)}
+    missing = [pk for pk in ids if pk not in members]
+    if missing:
+        raise BadUserInput("Unknown user in memberIds.", fields={"memberIds": [f"Unknown user {missing[0]}."]})
+    if 1 + len(ids) > settings.MAX_USERS_IN_ROOM:
+        raise RoomFull(f"A room has {settings.MAX_USERS_IN_ROOM} members at most.")
+    ratelimit.hit(f"create_room:{actor.pk}", *settings.RATE_LIMITS["create_room"])
+
+    with transaction.atomic():
+        created = Room.objects.create(name=name, topic=topic, is_private=bool(is_private), created_by=actor)
+        room = events.lock_room(created.pk)
+        _join(room, actor, Role.OWNER, None)
+        for pk in ids:
+            _join(room, members[pk], Role.MEMBER, actor)
+        notify(ids, "ADDED_TO_ROOM", room, actor)
+    return room
+
+
+def update_room(actor, room_id, *, name=None, topic=None, is_private=None) -> Room:
+    """Change a group room's name, topic or privacy (owner, admin or staff)."""
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
+    access.require_role(access.membership_of(actor, room.pk), Role.OWNER, Role.ADMIN, user=actor)
+    _require_group(room)
+    changes = {}
+    if name is not None:
+        changes["name"] = _clean_name(name)
+    if topic is not None:
+        changes["topic"] = _clean_topic(topic)
+    if is_private is not None:
+        changes["is_private"] = bool(is_private)
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        changes = {k: v for k, v in changes.items() if getattr(room, k) != v}
+        if not changes:
+            return room
+        for key, value in changes.items():
+            setattr(room, key, value)
+        room.save(update_fields=[*changes, "updated_at"])
+        events.record_event(room, Event.Kind.ROOM_UPDATED, {"room": events.room_snapshot(room)}, actor=actor)
+    return room
+
+
+def delete_room(actor, room_id) -> Room:
+    """Soft-delete a room (its owner, or staff). Every member is told."""
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
+    access.require_role(access.membership_of(actor, room.pk), Role.OWNER, user=actor)
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        member_ids = list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
+        events.record_event(
+            room, Event.Kind.ROOM_DELETED, {"room": events.room_snapshot(room)}, actor=actor, also_notify=member_ids
+        )
+        room.deleted_at = timezone.now()
+        # A deleted direct chat frees its pair: the two may start a new one.
+        room.direct_key = None
+        room.save(update_fields=["deleted_at", "direct_key", "updated_at"])
+    return room
+
+
+def join_room(actor, room_id) -> Room:
+    """Join a public group room. Joining a room one is in already changes nothing."""
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"))
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        if Membership.objects.filter(room=room, user=actor).exists():
+            return room
+        _require_group(room)
+        if room.is_private:  # visible only to members, so unreachable unless a member left meanwhile
+            raise NotFound("Room not found.")
+        _ensure_room_has_space(room)
+        _join(room, actor, Role.MEMBER, None)
+    return room
+
+
+def _remove(room: Room, membership: Membership, reason: str, by: User | None) -> None:
+    """Delete ``membership`` from the locked ``room``; an owner hands over ownership."""
+    membership.delete()
+    if membership.role == Role.OWNER:
+        # The longest-standing admin, else the longest-standing member, becomes owner.
+        others = Membership.objects.filter(room=room).order_by("joined_at", "pk")
+        heir = others.filter(role=Role.ADMIN).first() or others.filter(role=Role.MEMBER).first()
+        if heir is not None:
+            Membership.objects.filter(pk=heir.pk).update(role=Role.OWNER)
+    events.record_event(
+        room,
+        Event.Kind.MEMBER_LEFT,
+        {"user": events.user_snapshot(membership.user), "reason": reason, "by": events.user_snapshot(by)},
+        actor=by or membership.user,
+        also_notify=[membership.user_id],
+    )
+
+
+def leave_room(actor, room_id) -> Room:
+    """Leave a group room. The last one out leaves an empty room behind (staff may delete it)."""
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), member=True)
+    _require_group(room)
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        membership = Membership.objects.filter(room=room, user=actor).select_related("user").first()
+        if membership is None:
+            raise NotFound("Room not found.")
+        _remove(room, membership, "left", None)
+    return room
+
+
+def add_member(actor, room_id, user_id) -> Room:
+    """Add a user to a group room (owner, admin or staff). This is how private rooms are joined."""
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
+    access.require_role(access.membership_of(actor, room.pk), Role.OWNER, Role.ADMIN, user=actor)
+    _require_group(room)
+    user = _active_user(user_id)
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        if Membership.objects.filter(room=room, user=user).exists():
+            return room
+        _ensure_room_has_space(room)
+        _join(room, user, Role.MEMBER, actor)
+        notify([user.pk], "ADDED_TO_ROOM", room, actor)
+    return room
+
+
+def remove_member(actor, room_id, user_id) -> Room:
+    """Remove a member from a group room.
+
+    Owners remove admins and members, admins remove members, staff anyone but
+    the owner. Nobody removes the owner: ownership moves when the owner leaves.
+    Removing oneself is leaving.
+    """
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
+    mine = access.membership_of(actor, room.pk)
+    access.require_role(mine, Role.OWNER, Role.ADMIN, user=actor)
+    _require_group(room)
+    target_id = parse_id(user_id, "User")
+    if target_id == actor.pk:
+        return leave_room(actor, room.pk)
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        target = Membership.objects.filter(room=room, user_id=target_id).select_related("user").first()
+        if target is None:
+            raise NotFound("This user is not a member of the room.")
+        allowed = {Role.OWNER: {Role.ADMIN, Role.MEMBER}, Role.ADMIN: {Role.MEMBER}}
+        if actor.is_staff and (mine is None or mine.role != Role.OWNER):
+            may_remove = {Role.ADMIN, Role.MEMBER}
+        else:
+            may_remove = allowed.get(mine.role if mine else None, set())
+        if target.role not in may_remove:
+            raise Forbidden("You may not remove this member.")
+        _remove(room, target, "removed", actor)
+    return room
+
+
+def start_direct_chat(actor, user_id) -> Room:
+    """The direct chat between ``actor`` and the user, created if there is none yet.
+
+    Concurrent calls for the same pair return the same room: the unique
+    ``direct_key`` constraint lets one insert win; the loser reads the winner's.
+    """
+    actor = access.require_user(actor)
+    partner = _active_user(user_id)
+    if partner.pk == actor.pk:
+        raise BadUserInput("A direct chat needs another user.", fields={"userId": ["Choose someone else."]})
+    key = Room.direct_key_for(actor.pk, partner.pk)
+    existing = Room.objects.filter(direct_key=key, deleted_at__isnull=True).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            name = f"{actor.username}, {partner.username}"[:NAME_MAX]
+            created = Room.objects.create(
+                name=name, kind=Room.Kind.DIRECT, is_private=True, direct_key=key, created_by=actor
+            )
+            room = events.lock_room(created.pk)
+            _join(room, actor, Role.MEMBER, None)
+            _join(room, partner, Role.MEMBER, actor)
+            notify([partner.pk], "DIRECT_CHAT_STARTED", room, actor)
+    except IntegrityError:
+        # Another request created the pair's room between our check and insert.
+        return Room.objects.get(direct_key=key, deleted_at__isnull=True)
+    return room

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+import strawberry_django
+from django.conf import settings
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from strawberry import relay
+from strawberry.types import Info
+from strawberry_django.optimizer import optimize
+
+from chat import access
+from chat.errors import BadUserInput
+from chat.models import Membership, Message, Room
+from schema.accounts.types import UserType
+from schema.context import viewer
+
+if TYPE_CHECKING:
+    from schema.messages.types import MessageType
+
+
+@strawberry.enum(name="RoomKind", description="What kind of room this is.")
+class RoomKind(Enum):
+    GROUP = strawberry.enum_value("group", description="A named room with any number of members.")
+    DIRECT = strawberry.enum_value("direct", description="A one-to-one chat between two users.")
+
+
+@strawberry.enum(name="RoomRole", description="A member's role in a room.")
+class RoomRole(Enum):
+    OWNER = strawberry.enum_value("owner", description="Created the room (or inherited it); may delete it.")
+    ADMIN = strawberry.enum_value("admin", description="May change the room and add or remove members.")
+    MEMBER = strawberry.enum_value("member", description="May read and send messages.")
+
+
+def _viewer_id(info: Info) -> int | None:
+    user = info.context.user
+    return user.pk if user.is_authenticated else None
+
+
+def member_count_expression() -> Coalesce:
+    counts = Membership.objects.filter(room=OuterRef("pk")).order_by().values("room").annotate(n=Count("*"))
+    return Coalesce(Subquery(counts.values("n"), output_field=IntegerField()), Value(0))
+
+
+def unread_count_expression(info: Info):
+    """Messages after the caller's read position (or after they joined), not their own, not deleted."""
+    user_id = _viewer_id(info)
+    if user_id is None:
+        return Value(0, output_field=IntegerField())
+    position = Membership.objects.filter(room=OuterRef("room"), user_id=user_id).filter(
+        Q(last_read_message__isnull=True, joined_at__lte=OuterRef("created_at"))
+        | Q(last_read_message__created_at__lt=OuterRef("created_at"))
+        | Q(last_read_message__created_at=OuterRef("created_at"), last_read_message_id__lt=OuterRef("pk"))
+    )
+    unread = (
+        Message.objects.filter(room=OuterRef("pk"), deleted_at__isnull=True)
+        .exclude(sender_id=user_id)
+        .filter(Exists(position))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
+
+
+def my_role_expression(info: Info):
+    user_id = _viewer_id(info)
+    return Subquery(Membership.objects.filter(room=OuterRef("pk"), user_id=user_id).values("role")[:1])
+
+
+def _first_argument(info: Info, default: int) -> int:
+    field = info.selected_fields[0] if info.selected_fields else None
+    first = (field.arguments or {}).get("first", default) if field else default
+    if first is None:
+        first = default
+    if not 0 <= first <= settings.PAGE_SIZE_MAX:
+        raise BadUserInput(
+            f"`first` must be between 0 and {settings.PAGE_SIZE_MAX}.", fields={"first": ["Out of range."]}
+        )
+    return first
+
+
+def members_prefetch(info: Info) -> Prefetch:
+    first = _first_argument(info, settings.PAGE_SIZE_DEFAULT)
+    members = optimize(Membership.objects.order_by("joined_at", "pk"), info)
+    return Prefetch("memberships", queryset=members[:first], to_attr="members_page")
+
+
+def last_message_prefetch(info: Info) -> Prefetch:
+    # Only members read a room's messages: for anyone else the list stays empty.
+    messages = optimize(access.messages_visible_to(info.context.user).order_by("-created_at", "-pk"), info)
+    return Prefetch("messages", queryset=messages[:1], to_attr="last_messages")
+
+
+@strawberry_django.type(Membership, name="RoomMember")
+class RoomMemberType(relay.Node):
+    """A user's membership of a room."""
+
+    user: UserType = strawberry_django.field(description="The member.")
+    joined_at: datetime = strawberry_django.field(description="When the user joined the room.")
+
+    @strawberry_django.field(only=["role"], description="The member's role in the room.")
+    def role(self, root: Membership) -> RoomRole:
+        return RoomRole(root.role)
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Membership], info: Info, **kwargs) -> QuerySet[Membership]:
+        return queryset & access.memberships_visible_to(viewer(info))
+
+
+@strawberry_django.type(Room, name="Room")
+class RoomType(relay.Node):
+    """A group room or a direct chat. Private rooms are visible to their members only."""
+
+    name: str = strawberry_django.field(
+        description="The room's name. Direct chats are named after their two members' usernames."
+    )
+    topic: str = strawberry_django.field(description="What the room is about; may be empty.")
+    is_private: bool = strawberry_django.field(
+        description="Private rooms are joined by invitation only (`addMember`) and hidden from everyone else."
+    )
+    created_at: datetime = strawberry_django.field(description="When the room was created.")
+    updated_at: datetime = strawberry_django.field(description="When the room's name, topic or privacy last changed.")
+    created_by: UserType | None = strawberry_django.field(
+        description="Who created the room; null if that account is gone."
+    )
+    member_count: int = strawberry_django.field(
+        annotate=member_count_expression(), description="How many members the room has."
+    )
+    unread_count: int = strawberry_django.field(
+        annotate=unread_count_expression,
+        description=(
+            "Messages you have not read yet: sent by others after your read position (see `markRead`) or, "
+            "before your first `markRead`, after you joined. Deleted messages do not count; 0 if you are not a member."
+        ),
+    )
+
+    @strawberry_django.field(only=["kind"], description="Whether this is a group room or a direct chat.")
+    def kind(self, root: Room) -> RoomKind:
+        return RoomKind(root.kind)
+
+    @strawberry_django.field(
+        annotate={"my_role": my_role_expression},
+        description="Your role in the room, or null if you are not a member.",
+    )
+    def my_role(self, root: Room) -> RoomRole | None:
+        return RoomRole(root.my_role) if root.my_role else None
+
+    @strawberry_django.field(
+        prefetch_related=[members_prefetch],
+        description=(
+            "Members in the order they joined, with their roles: the first `first` of them "
+            "(default 20, at most 100). `memberCount` tells how many there are in all."
+        ),
+    )
+    def members(self, root: Room, info: Info, first: int | None = None) -> list[RoomMemberType]:
+        page = getattr(root, "members_page", None)
+        if page is not None:
+            return page
+        limit = _first_argument(info, settings.PAGE_SIZE_DEFAULT)
+        return list(root.memberships.select_related("user").order_by("joined_at", "pk")[:limit])
+
+    @strawberry_django.field(
+        prefetch_related=[last_message_prefetch],
+        description=(
+            "The newest message (a deleted one shows as a tombstone); null if none or if you are not a member."
+        ),
+    )
+    def last_message(
+        self, root: Room, info: Info
+    ) -> Annotated[MessageType, strawberry.lazy("schema.messages.types")] | None:
+        page = getattr(root, "last_messages", None)
+        if page is None:
+            page = list(access.messages_visible_to(viewer(info)).filter(room=root).order_by("-created_at", "-pk")[:1])
+        return page[0] if page else None
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Room], info: Info, **kwargs) -> QuerySet[Room]:
+        return queryset & access.rooms_visible_to(viewer(info))
