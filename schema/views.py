@@ -1,16 +1,27 @@
 """HTTP transport: Strawberry's async Django view, so Django's middleware and
 streaming upload handlers apply. Only the JWT authenticates: a session cookie
-(the admin's) never does, which is why /graphql/ needs no CSRF token."""
+(the admin's) never does, which is why /graphql/ needs no CSRF token.
+
+GraphQL over HTTP (the GraphQL Foundation's spec) on top of Strawberry: the
+response media type is negotiated from ``Accept``. A client that accepts
+``application/graphql-response+json`` gets it, and a request error (the
+document does not parse or validate, or the variables do not coerce) answers
+400 with ``errors`` and no ``data``, as that media type requires. Clients that
+ask for ``application/json`` (or send no ``Accept``) keep the legacy answer:
+200 with the GraphQL response, whatever happened.
+"""
 
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from cross_web import HTTPException
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
+from strawberry.exceptions import StrawberryGraphQLError
 
 from chat import tokens
 from chat.errors import ChatError
@@ -26,6 +37,53 @@ async def authenticate(header: str | None):
     return (user or AnonymousUser()), None
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+
+
+def _media_ranges(accept: str):
+    """(type, q) pairs of an Accept header, in the order given."""
+    for part in accept.split(","):
+        media_type, *params = (item.strip() for item in part.split(";"))
+        if not media_type:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        yield media_type.lower(), q
+
+
+def negotiate_media_type(accept: str | None) -> str:
+    """The response media type for an ``Accept`` header.
+
+    ``application/graphql-response+json`` when the client names it with the
+    highest preference; ``application/json`` otherwise: for ``*/*``, a missing
+    header, or one naming neither (the spec lets a server answer legacy JSON
+    rather than 406, which keeps naive clients working).
+    """
+    best_type, best_q = APPLICATION_JSON, 0.0
+    for media_type, q in _media_ranges(accept or ""):
+        if q <= 0:
+            continue
+        if media_type == GRAPHQL_RESPONSE_JSON and q >= best_q:
+            best_type, best_q = GRAPHQL_RESPONSE_JSON, q
+        elif media_type in (APPLICATION_JSON, "application/*", "*/*") and q > best_q:
+            best_type, best_q = APPLICATION_JSON, q
+    return best_type
+
+
+def is_request_error(result) -> bool:
+    """True when the operation never executed: parse, validation or variable
+    coercion errors. Execution errors always carry a ``path``; errors raised
+    before execution never do, and leave ``data`` unset."""
+    return result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class GraphQLView(AsyncGraphQLView):
     def __init__(self, **kwargs):
@@ -37,3 +95,45 @@ class GraphQLView(AsyncGraphQLView):
         user, error = await authenticate(request.headers.get("Authorization"))
         request.user = user  # read by strawberry-django's permission extensions
         return ChatContext(request=request, response=response, user=user, auth_error=error)
+
+    async def get_sub_response(self, request: HttpRequest):
+        sub_response = await super().get_sub_response(request)
+        sub_response.graphql_media_type = negotiate_media_type(request.headers.get("Accept"))
+        sub_response.graphql_request_error = False
+        return sub_response
+
+    async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
+        result = await super().execute_single(
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=request_data,
+        )
+        if is_request_error(result) and getattr(sub_response, "graphql_media_type", None) == GRAPHQL_RESPONSE_JSON:
+            sub_response.graphql_request_error = True
+            sub_response.status_code = 400
+        return result
+
+    def create_response(self, response_data, sub_response):
+        media_type = getattr(sub_response, "graphql_media_type", APPLICATION_JSON)
+        if getattr(sub_response, "graphql_request_error", False) and isinstance(response_data, dict):
+            response_data = {key: value for key, value in response_data.items() if key != "data"}
+        response = super().create_response(response_data, sub_response)
+        response["Content-Type"] = f"{media_type}; charset=utf-8"
+        return response
+
+    async def dispatch(self, request: HttpRequest, *args, **kwargs):
+        """Strawberry answers its request errors (bad JSON, wrong method, missing
+        query...) as text/plain; we answer them as GraphQL responses with
+        ``errors`` only, in the negotiated media type, so clients can parse them."""
+        try:
+            return await self.run(request=request)
+        except HTTPException as error:
+            media_type = negotiate_media_type(request.headers.get("Accept"))
+            body = self.encode_json({"errors": [StrawberryGraphQLError(error.reason).formatted]})
+            response = HttpResponse(body, status=error.status_code, content_type=f"{media_type}; charset=utf-8")
+            if error.status_code == 405:
+                response["Allow"] = "GET, POST"
+            return response

@@ -1,0 +1,146 @@
+"""``manage.py seed_demo``: demo users, rooms and history for a newcomer.
+
+Everything goes through the real services (chat/services), so the rooms have
+their event log, unread counts and read receipts like any other. Running it
+again changes nothing: users and rooms are looked up by name, and messages
+carry a fixed ``client_id`` (the idempotency key of ``send_message``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.test.utils import override_settings
+
+from chat.models import Membership, Message, Room, User
+from chat.services import messages as message_service
+from chat.services import rooms as room_service
+
+DEMO_PASSWORD = "demo-chat-2026"
+
+USERS = [
+    ("alice", "Alice Liddell", "Asks curious questions."),
+    ("bob", "Bob Builder", "Can we fix it? Yes we can."),
+    ("carol", "Carol Danvers", "Higher, further, faster."),
+]
+
+# (name, topic, private, owner, other members)
+ROOMS = [
+    ("general", "Say hello! Everyone is welcome here.", False, "alice", ["bob", "carol"]),
+    ("random", "Off-topic chatter, links and jokes.", False, "bob", ["alice"]),
+    ("design", "A private room for the design crew.", True, "carol", ["alice"]),
+]
+
+GENERAL_LINES = [
+    ("alice", "Good morning everyone!"),
+    ("bob", "Morning Alice. Coffee first."),
+    ("carol", "Hi both. Did anyone try the new GraphQL explorer at /graphql/?"),
+    ("alice", "Yes: the roomEvents subscription streams everything live."),
+    ("bob", "And if you lose the connection, pass the last cursor as `after` and nothing is lost."),
+    ("carol", "Nice. Typing indicators work too, look at the bottom of the chat."),
+    ("alice", "Who is up for lunch at noon?"),
+    ("bob", "Me!"),
+    ("carol", "Count me in."),
+    ("alice", "Great, see you at the usual place."),
+]
+
+RANDOM_LINES = [
+    ("bob", "Why do programmers prefer dark mode? Because light attracts bugs."),
+    ("alice", "Groan."),
+    ("bob", "I will be here all week."),
+]
+
+DESIGN_LINES = [
+    ("carol", "Draft of the new logo is ready for review."),
+    ("alice", "Looks great! Maybe a little more contrast on the text?"),
+    ("carol", "Good point, I will push an update tomorrow."),
+]
+
+DIRECT_LINES = [
+    ("alice", "Hey Bob, do you have a minute later today?"),
+    ("bob", "Sure, after 3pm works for me."),
+]
+
+# Enough history in #general for the web chat's infinite scroll to have pages.
+GENERAL_ROUNDS = 6
+
+
+class Command(BaseCommand):
+    help = (
+        "Create demo users (alice, bob, carol; password "
+        f"'{DEMO_PASSWORD}'), rooms and message history. Idempotent: running it again changes nothing."
+    )
+
+    def handle(self, *args, **options):
+        # Seeding sends many messages at once: the per-user rate limits, which
+        # protect the live server from clients, do not apply to this command.
+        limits = {**settings.RATE_LIMITS, "send_message": (10**9, 1), "create_room": (10**9, 1)}
+        with override_settings(RATE_LIMITS=limits):
+            created = self.seed()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready ({created['users']} users, {created['rooms']} rooms, "
+                f"{created['messages']} messages created). Log in as alice, bob or carol "
+                f"with the password '{DEMO_PASSWORD}'."
+            )
+        )
+
+    def seed(self) -> dict:
+        created = {"users": 0, "rooms": 0, "messages": 0}
+        users = {}
+        for username, display_name, bio in USERS:
+            user = User.objects.filter(username__iexact=username).first()
+            if user is None:
+                user = User.objects.create_user(
+                    username=username,
+                    email=f"{username}@example.com",
+                    password=DEMO_PASSWORD,
+                    display_name=display_name,
+                    bio=bio,
+                )
+                created["users"] += 1
+            users[username] = user
+
+        rooms = {}
+        for name, topic, private, owner, others in ROOMS:
+            room = Room.objects.filter(
+                name=name, kind=Room.Kind.GROUP, created_by=users[owner], deleted_at__isnull=True
+            ).first()
+            if room is None:
+                room = room_service.create_room(
+                    users[owner],
+                    name,
+                    topic=topic,
+                    is_private=private,
+                    member_ids=[users[u].pk for u in others] if private else [],
+                )
+                created["rooms"] += 1
+            if not private:
+                for username in others:
+                    room_service.join_room(users[username], room.pk)
+            rooms[name] = room
+        rooms["direct"] = room_service.start_direct_chat(users["alice"], users["bob"].pk)
+
+        general = [line for _ in range(GENERAL_ROUNDS) for line in GENERAL_LINES]
+        for room_name, lines in (
+            ("general", general),
+            ("random", RANDOM_LINES),
+            ("design", DESIGN_LINES),
+            ("direct", DIRECT_LINES),
+        ):
+            sent = []
+            for index, (sender, text) in enumerate(lines):
+                client_id = f"seed-demo:{room_name}:{index}"
+                existed = Message.objects.filter(sender=users[sender], client_id=client_id).exists()
+                message = message_service.send_message(users[sender], rooms[room_name].pk, text, client_id=client_id)
+                created["messages"] += 0 if existed else 1
+                sent.append(message)
+            # Everyone has read their room up to a few messages from the end,
+            # so the room list shows some unread counts.
+            with transaction.atomic():
+                members = list(Membership.objects.filter(room=rooms[room_name]).select_related("user"))
+            for membership in members:
+                position = sent[max(0, len(sent) - 1 - (membership.user.pk % 3))]
+                message_service.mark_read(membership.user, rooms[room_name].pk, position.pk)
+        return created

@@ -1,0 +1,53 @@
+"""``manage.py seed_demo``: a living chat for newcomers, made by the real services, idempotent."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from chat.management.commands.seed_demo import DEMO_PASSWORD
+from chat.models import Event, Membership, Message, Room, User
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def counts() -> tuple[int, int, int, int, int]:
+    return (
+        User.objects.count(),
+        Room.objects.count(),
+        Membership.objects.count(),
+        Message.objects.count(),
+        Event.objects.count(),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_creates_users_rooms_and_history_once():
+    output = seed()
+    assert "3 users, 3 rooms, 68 messages created" in output
+    assert f"password '{DEMO_PASSWORD}'" in output
+
+    for username in ("alice", "bob", "carol"):
+        assert User.objects.get(username=username).check_password(DEMO_PASSWORD)
+    assert sorted(Room.objects.filter(kind="group").values_list("name", flat=True)) == ["design", "general", "random"]
+    assert Room.objects.filter(kind="direct").count() == 1
+    general = Room.objects.get(name="general")
+    assert sorted(general.members.values_list("username", flat=True)) == ["alice", "bob", "carol"]
+    assert Message.objects.filter(room=general).count() == 60
+    assert Room.objects.get(name="design").is_private is True
+    assert sorted(Room.objects.get(name="design").members.values_list("username", flat=True)) == ["alice", "carol"]
+    # The services wrote the event log: every message has its MessageAdded event.
+    assert Event.objects.filter(kind=Event.Kind.MESSAGE_ADDED).count() == 68
+    assert Event.objects.filter(kind=Event.Kind.MEMBER_JOINED).exists()
+    # Read positions are set, a few messages short of the end for some members.
+    assert Membership.objects.filter(last_read_message__isnull=False).count() == Membership.objects.count()
+
+    before = counts()
+    assert "0 users, 0 rooms, 0 messages created" in seed()
+    assert counts() == before
