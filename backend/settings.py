@@ -170,6 +170,8 @@ JWT_EXPIRATION = timedelta(seconds=env_int("JWT_EXPIRATION", 300))
 JWT_REFRESH_EXPIRATION = timedelta(seconds=env_int("JWT_REFRESH_EXPIRATION", 7 * 24 * 3600))
 LOGIN_THROTTLE_ATTEMPTS = env_int("LOGIN_THROTTLE_ATTEMPTS", 5)
 LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 300)
+# Failed log-ins per client address (higher: many people may share one address behind NAT).
+LOGIN_THROTTLE_ADDRESS_ATTEMPTS = env_int("LOGIN_THROTTLE_ADDRESS_ATTEMPTS", 20)
 
 # --- Chat limits --------------------------------------------------------------------
 MAX_USERS_IN_ROOM = env_int("MAX_USERS_IN_ROOM", 1000)

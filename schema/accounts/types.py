@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import strawberry
 import strawberry_django
 from django.db.models import QuerySet
 from strawberry import relay
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from chat import access
+from chat import access, tokens
 from chat.models import User
 from schema.context import viewer
 
@@ -38,3 +40,51 @@ class UserType(relay.Node):
     @classmethod
     def get_queryset(cls, queryset: QuerySet[User], info: Info, **kwargs) -> QuerySet[User]:
         return queryset & access.users_visible_to(viewer(info))
+
+
+# --- Auth payloads (the django-graphql-jwt contract) --------------------------------
+
+
+@strawberry.type(name="AuthPayload")
+class AuthPayload:
+    """A signed-in session: what `register`, `tokenAuth`, `refreshToken` and `changePassword` return."""
+
+    token: str = strawberry.field(
+        description="The access token (a JWT, short-lived). Send it as `Authorization: JWT <token>` "
+        "(or `Bearer <token>`), or as `authToken` in the WebSocket `connection_init` payload."
+    )
+    refresh_token: str = strawberry.field(
+        description="The refresh token (opaque, long-lived, single use): exchange it with `refreshToken` "
+        "for a new pair before `token` expires. Never send it as an access token."
+    )
+    payload: JSON = strawberry.field(description="The access token's claims (`sub`, `username`, `exp`, ...).")
+    refresh_expires_in: int = strawberry.field(
+        description="When the refresh token expires, as a Unix timestamp (the name is django-graphql-jwt's)."
+    )
+    user: UserType = strawberry.field(description="The signed-in user.")
+
+    @classmethod
+    def from_issued(cls, issued: tokens.IssuedTokens) -> AuthPayload:
+        return cls(
+            token=issued.token,
+            refresh_token=issued.refresh_token,
+            payload=issued.payload,
+            refresh_expires_in=issued.refresh_expires_in,
+            user=issued.user,
+        )
+
+
+@strawberry.type
+class VerifyTokenPayload:
+    payload: JSON = strawberry.field(description="The claims of the valid access token.")
+    user: UserType = strawberry.field(description="The user the token belongs to.")
+
+
+@strawberry.type
+class RevokeTokenPayload:
+    revoked: int = strawberry.field(description="When the token(s) were revoked, as a Unix timestamp.")
+
+
+@strawberry.type
+class DeleteAccountPayload:
+    deleted_id: strawberry.ID = strawberry.field(description="The global ID the deleted user had.")

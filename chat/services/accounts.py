@@ -1,0 +1,304 @@
+"""Accounts: registration, log-in, password and profile changes, account deletion.
+
+Every function here takes plain values (never a request): the client address
+used for throttling is passed in as a string by the transport.
+
+Log-in failures are throttled per account and per client address in Django's
+cache (Redis in services mode, so the limits hold across processes), and an
+unknown user answers exactly like a wrong password, so accounts cannot be
+enumerated through ``tokenAuth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from chat import ratelimit, tokens
+from chat.access import require_user
+from chat.errors import BadUserInput
+from chat.models import User
+
+BAD_CREDENTIALS = "Please enter valid credentials."
+REQUIRED = "This field is required."
+USERNAME_TAKEN = "A user with that username already exists."
+EMAIL_TAKEN = "A user with that email address already exists."
+WRONG_PASSWORD = "Wrong password."
+
+USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
+EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length
+DISPLAY_NAME_MAX_LENGTH = User._meta.get_field("display_name").max_length
+BIO_MAX_LENGTH = User._meta.get_field("bio").max_length
+
+
+# --- Throttling -------------------------------------------------------------------
+
+
+def _digest(value: str) -> str:
+    # Keys stay short and free of characters a cache backend may refuse.
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _address_key(client_address: str | None) -> str:
+    return f"login:addr:{_digest(client_address or 'unknown')}"
+
+
+def _account_key(user: User | None, identifier: str) -> str:
+    # A known account is counted by id, so that its username and its email share
+    # one budget; an unknown name is counted by itself, exactly as often.
+    if user is not None:
+        return f"login:user:{user.pk}"
+    return f"login:name:{_digest(identifier.lower())}"
+
+
+def _login_limits(user: User | None, identifier: str, client_address: str | None) -> list[tuple[str, int]]:
+    return [
+        (_account_key(user, identifier), settings.LOGIN_THROTTLE_ATTEMPTS),
+        (_address_key(client_address), settings.LOGIN_THROTTLE_ADDRESS_ATTEMPTS),
+    ]
+
+
+def _check_password_throttled(user: User | None, identifier: str, password: str, client_address: str | None) -> bool:
+    """Whether ``password`` is ``user``'s, counting failures against the limits.
+
+    ``RATE_LIMITED`` once the account or the address has used up its failures in
+    the window, before the password is even checked (so guessing stops there).
+    """
+    window = settings.LOGIN_THROTTLE_WINDOW
+    limits = _login_limits(user, identifier, client_address)
+    for key, limit in limits:
+        ratelimit.check(key, limit, window)
+    if user is None:
+        # Hash anyway: an unknown user takes as long as a wrong password.
+        User().set_password(password)
+        ok = False
+    else:
+        ok = user.is_active and user.check_password(password)
+    if ok:
+        ratelimit.reset(limits[0][0], window)
+        return True
+    for key, limit in limits:
+        ratelimit.hit(key, limit, window)
+    return False
+
+
+# --- Validation ---------------------------------------------------------------------
+
+
+def _clean_text(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def _username_errors(username: str, *, exclude_pk: int | None = None) -> list[str]:
+    if not username:
+        return [REQUIRED]
+    if len(username) > USERNAME_MAX_LENGTH:
+        return [f"Ensure this value has at most {USERNAME_MAX_LENGTH} characters."]
+    if "@" in username:
+        # Log-in takes a username or an email: an "@" would make them ambiguous.
+        return ["Usernames may contain only letters, digits and . + - _"]
+    try:
+        User.username_validator(username)
+    except ValidationError as error:
+        return list(error.messages)
+    if User.objects.filter(username__iexact=username).exclude(pk=exclude_pk).exists():
+        return [USERNAME_TAKEN]
+    return []
+
+
+def _email_errors(email: str, *, exclude_pk: int | None = None) -> list[str]:
+    if not email:
+        return [REQUIRED]
+    if len(email) > EMAIL_MAX_LENGTH:
+        return [f"Ensure this value has at most {EMAIL_MAX_LENGTH} characters."]
+    try:
+        validate_email(email)
+    except ValidationError as error:
+        return list(error.messages)
+    if User.objects.filter(email__iexact=email).exclude(pk=exclude_pk).exists():
+        return [EMAIL_TAKEN]
+    return []
+
+
+def _max_length_errors(value: str, limit: int) -> list[str]:
+    return [f"Ensure this value has at most {limit} characters."] if len(value) > limit else []
+
+
+def _password_errors(password: str | None, user: User) -> list[str]:
+    if not password:
+        return [REQUIRED]
+    try:
+        password_validation.validate_password(password, user=user)
+    except ValidationError as error:
+        return list(error.messages)
+    return []
+
+
+def _raise_if(fields: dict[str, list[str]]) -> None:
+    fields = {name: messages for name, messages in fields.items() if messages}
+    if fields:
+        raise BadUserInput("Invalid input: " + ", ".join(sorted(fields)) + ".", fields=fields)
+
+
+# --- Services -------------------------------------------------------------------------
+
+
+def register_user(
+    *,
+    username: str | None,
+    email: str | None,
+    password: str | None,
+    display_name: str | None = None,
+    client_address: str | None = None,
+) -> tokens.IssuedTokens:
+    """Create an account and sign it in.
+
+    Limited per client address (``RATE_LIMITS["register"]``), counting every
+    attempt so that the "taken" answers cannot be used to list accounts quickly.
+    Field errors are keyed by GraphQL argument name.
+    """
+    ratelimit.hit(f"register:{_digest(client_address or 'unknown')}", *settings.RATE_LIMITS["register"])
+    username = _clean_text(username)
+    email = User.objects.normalize_email(_clean_text(email))
+    display_name = _clean_text(display_name)
+    candidate = User(username=username, email=email, display_name=display_name)
+    _raise_if(
+        {
+            "username": _username_errors(username),
+            "email": _email_errors(email),
+            "displayName": _max_length_errors(display_name, DISPLAY_NAME_MAX_LENGTH),
+            "password": _password_errors(password, candidate),
+        }
+    )
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                username=username, email=email, password=password, display_name=display_name
+            )
+            return tokens.issue_tokens(user)
+    except IntegrityError:
+        # Someone registered the same name or email between the check and the insert.
+        _raise_if({"username": _username_errors(username), "email": _email_errors(email)})
+        raise
+
+
+def _find_account(identifier: str) -> User | None:
+    user = User.objects.filter(username__iexact=identifier).first()
+    if user is None and "@" in identifier:
+        user = User.objects.filter(email__iexact=identifier).first()
+    return user
+
+
+def obtain_tokens(
+    *, username: str | None, password: str | None, client_address: str | None = None
+) -> tokens.IssuedTokens:
+    """Log in with a username or an email address and a password (``tokenAuth``).
+
+    Unknown user, wrong password and inactive account all answer the same
+    ``BAD_USER_INPUT``; missing fields are named in ``fields``.
+    """
+    identifier = _clean_text(username)
+    _raise_if({"username": [REQUIRED] if not identifier else [], "password": [REQUIRED] if not password else []})
+    user = _find_account(identifier)
+    if not _check_password_throttled(user, identifier, password, client_address):
+        raise BadUserInput(BAD_CREDENTIALS)
+    return tokens.issue_tokens(user)
+
+
+def verify_token(token: str | None) -> tuple[User, dict]:
+    """The user and payload of a valid access token (``verifyToken``)."""
+    if not token:
+        raise BadUserInput(fields={"token": [REQUIRED]})
+    return tokens.verify_access_token(token)
+
+
+def refresh_tokens(refresh_token: str | None) -> tokens.IssuedTokens:
+    """Rotate a refresh token (``refreshToken``); see ``chat.tokens.rotate_refresh_token``."""
+    if not refresh_token:
+        raise BadUserInput(fields={"refreshToken": [REQUIRED]})
+    return tokens.rotate_refresh_token(refresh_token)
+
+
+def revoke_token(refresh_token: str | None):
+    """End one refresh token (``revokeToken``: log out this device); returns when."""
+    if not refresh_token:
+        raise BadUserInput(fields={"refreshToken": [REQUIRED]})
+    return tokens.revoke_refresh_token(refresh_token)
+
+
+def revoke_all_tokens(actor: User):
+    """Log out everywhere: every access and refresh token of ``actor`` ends now."""
+    actor = require_user(actor)
+    return tokens.revoke_all_tokens(actor)
+
+
+def _confirm_password(actor: User, password: str | None, field: str, client_address: str | None) -> None:
+    """``BAD_USER_INPUT`` on ``field`` unless ``password`` is the actor's; failures
+    count against the log-in throttle, so a stolen access token cannot be used to
+    guess the password."""
+    if not password:
+        raise BadUserInput(fields={field: [REQUIRED]})
+    if not _check_password_throttled(actor, actor.username, password, client_address):
+        raise BadUserInput(WRONG_PASSWORD, fields={field: [WRONG_PASSWORD]})
+
+
+def change_password(
+    actor: User, *, old_password: str | None, new_password: str | None, client_address: str | None = None
+) -> tokens.IssuedTokens:
+    """Change the actor's password. Every existing token (access and refresh, on
+    every device) ends; the caller gets a fresh pair for this session."""
+    actor = require_user(actor)
+    _confirm_password(actor, old_password, "oldPassword", client_address)
+    _raise_if({"newPassword": _password_errors(new_password, actor)})
+    with transaction.atomic():
+        actor.set_password(new_password)
+        actor.save(update_fields=["password"])
+        tokens.revoke_all_tokens(actor)
+        return tokens.issue_tokens(actor)
+
+
+def update_profile(
+    actor: User, *, display_name: str | None = None, bio: str | None = None, email: str | None = None
+) -> User:
+    """Change the given profile fields of the actor (``None`` leaves a field as is)."""
+    actor = require_user(actor)
+    changes: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    if display_name is not None:
+        changes["display_name"] = _clean_text(display_name)
+        errors["displayName"] = _max_length_errors(changes["display_name"], DISPLAY_NAME_MAX_LENGTH)
+    if bio is not None:
+        changes["bio"] = bio.strip()
+        errors["bio"] = _max_length_errors(changes["bio"], BIO_MAX_LENGTH)
+    if email is not None:
+        changes["email"] = User.objects.normalize_email(_clean_text(email))
+        errors["email"] = _email_errors(changes["email"], exclude_pk=actor.pk)
+    _raise_if(errors)
+    if not changes:
+        return actor
+    try:
+        with transaction.atomic():
+            User.objects.filter(pk=actor.pk).update(**changes)
+    except IntegrityError:
+        _raise_if({"email": [EMAIL_TAKEN]})
+    actor.refresh_from_db()
+    return actor
+
+
+def delete_account(actor: User, *, password: str | None, client_address: str | None = None) -> int:
+    """Delete the actor's account after confirming the password; returns its former id.
+
+    The user row goes (tokens, memberships and refresh tokens with it); messages
+    stay, with ``sender`` set to NULL, and read as "from a deleted user".
+    """
+    actor = require_user(actor)
+    _confirm_password(actor, password, "password", client_address)
+    user_id = actor.pk
+    with transaction.atomic():
+        User.objects.filter(pk=user_id).delete()
+    return user_id
