@@ -221,6 +221,27 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 WHITENOISE_USE_FINDERS = DEBUG
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# S3-compatible object storage (django-storages) as soon as a bucket is named.
+# Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the instance's role
+# (boto3's usual chain). The bucket stays private: bytes go out through
+# chat.views after an access check, never from a public bucket URL.
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,  # MinIO, R2, Ceph...
+            "location": os.environ.get("AWS_LOCATION", ""),  # a key prefix inside the bucket
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+# Uploads never attached to a message are deleted after this (manage.py prune_uploads).
+UPLOAD_PRUNE_AFTER = timedelta(hours=env_int("UPLOAD_PRUNE_AFTER_HOURS", 24))
+# Lifetime of the signed download URLs given out in `downloadUrl` / `thumbnailUrl`.
+DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 300)
 USE_I18N = True
 USE_TZ = True
 
