@@ -13,7 +13,9 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
 from schema.errors import TypedErrors
+from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
+from schema.events.types import EVENT_TYPES
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
 from schema.rooms.mutations import RoomMutations
@@ -33,7 +35,7 @@ def _merge(name: str, types: tuple[type, ...]):
 
 
 Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, NodeQueries))
-Mutation = _merge("Mutation", (AccountMutations, RoomMutations, MessageMutations))
+Mutation = _merge("Mutation", (AccountMutations, RoomMutations, MessageMutations, EventMutations))
 Subscription = _merge("Subscription", (EventSubscriptions,))
 
 
@@ -44,4 +46,4 @@ def extensions() -> list:
     return result
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions())
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES, extensions=extensions())

@@ -3,9 +3,13 @@ the legacy graphql-ws), authenticated by JWT at ``connection_init``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from urllib.parse import parse_qs, urlsplit
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
@@ -14,7 +18,10 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from chat import tokens
 from chat.errors import ChatError
+from chat.services import presence
 from schema.context import ChatContext
+
+logger = logging.getLogger(__name__)
 
 # graphql-transport-ws' "Forbidden" close code. Strawberry closes a rejected
 # legacy graphql-ws connection with 1011, which daphne refuses to send (the
@@ -60,7 +67,54 @@ class GraphQLConsumer(GraphQLWSConsumer):
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         self.scope["user"] = user
         context.user = user
+        if user.is_authenticated:
+            await self._presence_start(user)
         return {"user": str(user.pk) if user.is_authenticated else None}
+
+    # --- presence and disconnect (realtime) ---------------------------------------
+
+    async def _presence_start(self, user) -> None:
+        """Count this socket for the user's presence and keep it counted while open."""
+        if getattr(self, "_presence_user", None) is not None:
+            return
+        self._presence_user = user
+        await database_sync_to_async(presence.connect_socket)(user, self.channel_name)
+        self._presence_task = asyncio.create_task(self._presence_heartbeat(user))
+
+    async def _presence_heartbeat(self, user) -> None:
+        while True:
+            await asyncio.sleep(presence.heartbeat_interval())
+            try:
+                await database_sync_to_async(presence.heartbeat_socket)(user, self.channel_name)
+            except Exception:  # a Redis or database hiccup must not end the socket
+                logger.warning("presence heartbeat failed", exc_info=True)
+
+    async def disconnect(self, code) -> None:
+        try:
+            await super().disconnect(code)
+        finally:
+            await self._realtime_cleanup()
+
+    async def _realtime_cleanup(self) -> None:
+        """Leave every group still joined (a subscription cancelled mid-cleanup
+        must not leave the socket's channel behind) and end this socket's presence."""
+        async with self._group_lock:
+            for group in list(self._group_refs):
+                with contextlib.suppress(Exception):
+                    await self.channel_layer.group_discard(group, self.channel_name)
+            self._group_refs.clear()
+        task = getattr(self, "_presence_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        user = getattr(self, "_presence_user", None)
+        if user is not None:
+            self._presence_user = None
+            try:
+                await database_sync_to_async(presence.disconnect_socket)(user, self.channel_name)
+            except Exception:
+                logger.warning("presence disconnect failed", exc_info=True)
 
     async def close(self, code=None, reason=None):
         if code == 1011:

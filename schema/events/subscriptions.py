@@ -1,8 +1,59 @@
+"""Subscriptions: room events (live, gap-free, resumable) and personal notifications."""
+
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
+from strawberry.types import Info
+
+from chat import realtime
+from schema.context import signed_in_user
+from schema.events.types import MessageAdded, Notification, RoomEvent, build_event, build_notification
+from schema.global_ids import decode_id
 
 
 @strawberry.type
 class EventSubscriptions:
-    pass
+    @strawberry.subscription(
+        description=(
+            "Everything that happens in your rooms, live. With `roomId`: that room only (members only). "
+            "Without it: every room you have joined, following your joins and leaves while it runs "
+            "(after `joinRoom`, `addMember` or `startDirectChat` the new room's events arrive here; after "
+            "`leaveRoom`, being removed or `deleteRoom`, your own `MemberLeft` or the `RoomDeleted` is that "
+            "room's last event). Each room's stored events arrive exactly once and in order (`seq`). "
+            "Pass the `cursor` of the last event you processed as `after` to resume after a disconnect: "
+            "the events you missed are replayed first (from when you joined, for rooms joined since), then "
+            "live ones follow, with no gap and no duplicate. Typing and presence are live only."
+        )
+    )
+    async def room_events(
+        self, info: Info, room_id: strawberry.ID | None = None, after: str | None = None
+    ) -> AsyncGenerator[RoomEvent, None]:
+        user = signed_in_user(info)
+        room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
+        async for delivery in realtime.room_events(info.context.ws, user, room_id=room_pk, after=after):
+            yield await build_event(delivery)
+
+    @strawberry.subscription(
+        description=(
+            "New messages only: of one room (`roomId`, members only) or of every room you have joined "
+            "(following joins and leaves). Use `roomEvents` to also see edits, deletions and resume."
+        )
+    )
+    async def message_added(
+        self, info: Info, room_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[MessageAdded, None]:
+        user = signed_in_user(info)
+        room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
+        stream = realtime.room_events(info.context.ws, user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False)
+        async for delivery in stream:
+            yield await build_event(delivery)
+
+    @strawberry.subscription(
+        description="What concerns you personally: mentions, being added to a room, direct chats started with you."
+    )
+    async def notifications(self, info: Info) -> AsyncGenerator[Notification, None]:
+        user = signed_in_user(info)
+        async for message in realtime.notifications(info.context.ws, user):
+            yield build_notification(message)

@@ -1,0 +1,429 @@
+"""The subscription engine: room events for one subscriber, exactly once and in order.
+
+Transport-agnostic (no GraphQL here): it needs a Channels consumer with a
+channel layer (``channel_layer``, ``channel_name``, ``listen_queues``) and
+yields ``Delivery`` objects that the API layer renders.
+
+How it keeps its promise on an at-most-once channel layer:
+
+- Each room's events carry a contiguous ``seq`` (assigned under the room lock,
+  see chat/events.py). A subscription holds a *position* per room: the seq of
+  the last event it delivered. A live event with ``seq <= position`` is a
+  duplicate and dropped; ``seq > position + 1`` reveals a gap, filled from the
+  Event table before anything else of that room is delivered.
+- A dropped *last* event reveals no gap; a periodic check (one query, every
+  ``REALTIME_CHECK_INTERVAL`` seconds) compares positions with ``Room.last_seq``
+  and, for all-rooms subscriptions, with the user's memberships.
+- Start and resume: the groups are joined *before* positions are read, so an
+  event committed in between is either in the replay or arrives live (and is
+  then a duplicate by seq): no gap, no duplicate.
+- The cursor of a delivery encodes the whole position vector, so ``after``
+  resumes every room of an all-rooms subscription exactly.
+- Authorization stays exact per subscriber: a room is tracked only while the
+  user is a member (checked in the database when tracking starts); the user's
+  own ``MemberLeft`` or the ``RoomDeleted`` is delivered last and the room is
+  dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db.models import Q
+
+from chat import access
+from chat.errors import BadUserInput, NotFound
+from chat.events import EPHEMERAL_TYPE, EVENT_TYPE, NOTIFICATION_TYPE, event_message, room_group, user_group
+from chat.models import Event, Membership, Room, User
+
+logger = logging.getLogger(__name__)
+
+CURSOR_VERSION = "r1"
+FILL_BATCH = 500
+
+MEMBER_JOINED = Event.Kind.MEMBER_JOINED.value
+MEMBER_LEFT = Event.Kind.MEMBER_LEFT.value
+ROOM_DELETED = Event.Kind.ROOM_DELETED.value
+TYPING_CHANGED = "TypingChanged"
+PRESENCE_CHANGED = "PresenceChanged"
+
+
+# --- Cursors -------------------------------------------------------------------------
+
+
+def encode_cursor(positions: Mapping[int, int]) -> str:
+    """``r1.<urlsafe base64 of "room:seq,room:seq">``, rooms in ascending order."""
+    raw = ",".join(f"{room}:{seq}" for room, seq in sorted(positions.items()))
+    return f"{CURSOR_VERSION}.{base64.urlsafe_b64encode(raw.encode()).decode().rstrip('=')}"
+
+
+def decode_cursor(cursor: str) -> dict[int, int]:
+    """The position vector of a cursor; ``BadUserInput`` if it is not one of ours."""
+    try:
+        version, _, body = cursor.partition(".")
+        if version != CURSOR_VERSION:
+            raise ValueError(version)
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+        positions: dict[int, int] = {}
+        for pair in filter(None, raw.split(",")):
+            room, seq = pair.split(":")
+            positions[int(room)] = int(seq)
+            if positions[int(room)] < 0 or int(room) <= 0:
+                raise ValueError(pair)
+        return positions
+    except (ValueError, UnicodeDecodeError, binascii.Error, AttributeError):
+        raise BadUserInput("Invalid cursor.", fields={"after": ["Not a cursor of this server."]}) from None
+
+
+# --- What a subscriber receives ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one subscriber. ``message`` is the channel-layer message
+    (``event_message`` shape, shared between subscribers: never mutate it);
+    ``seq`` is None for ephemeral events (typing, presence)."""
+
+    message: dict
+    cursor: str
+
+    @property
+    def room_id(self) -> int:
+        return self.message["room"]
+
+    @property
+    def kind(self) -> str:
+        return self.message["kind"]
+
+    @property
+    def seq(self) -> int | None:
+        return self.message.get("seq")
+
+
+def _user_id(value) -> int | None:
+    """A user reference in a payload: a snapshot dict or a bare id."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def ends_membership(message: dict, user_id: int) -> bool:
+    """Whether, after this event, ``user_id`` no longer sees the room."""
+    if message["kind"] == ROOM_DELETED:
+        return True
+    return message["kind"] == MEMBER_LEFT and _user_id(message["payload"].get("user")) == user_id
+
+
+# --- Database reads (sync, run in a worker thread) --------------------------------------
+
+
+def _joined_rooms(user_id: int, room_id: int | None) -> dict[int, tuple[int, int]]:
+    """{room: (joined_seq, last_seq)} of the live rooms the user belongs to (one query)."""
+    qs = Membership.objects.filter(user_id=user_id, room__deleted_at__isnull=True)
+    if room_id is not None:
+        qs = qs.filter(room_id=room_id)
+    return {room: (joined, last) for room, joined, last in qs.values_list("room_id", "joined_seq", "room__last_seq")}
+
+
+def _authorize_room(user: User, room_id: int) -> None:
+    access.access_room(user, room_id, member=True)
+
+
+def _last_seqs(room_ids: Iterable[int]) -> dict[int, int]:
+    return dict(Room.objects.filter(pk__in=list(room_ids)).values_list("pk", "last_seq"))
+
+
+def _events_after(positions: Mapping[int, int], limit: int) -> list[dict]:
+    """Stored events with seq above each room's position, oldest first (by id,
+    which follows seq within a room because writers hold the room lock)."""
+    condition = Q()
+    for room, seq in positions.items():
+        condition |= Q(room_id=room, seq__gt=seq)
+    if not positions:
+        return []
+    return [event_message(e) for e in Event.objects.filter(condition).order_by("id")[:limit]]
+
+
+# --- The subscription ----------------------------------------------------------------------
+
+
+@dataclass
+class RoomStream:
+    """The state of one subscription on one socket.
+
+    ``room_id`` None means every room the user has joined, following joins and
+    leaves. ``kinds`` restricts what is yielded (everything is still processed,
+    so positions and membership stay exact). ``ephemeral`` adds typing and
+    presence of the tracked rooms.
+    """
+
+    consumer: object
+    user: User
+    room_id: int | None = None
+    after: str | None = None
+    kinds: frozenset[str] | None = None
+    ephemeral: bool = True
+    check_interval: float = field(default_factory=lambda: float(getattr(settings, "REALTIME_CHECK_INTERVAL", 5)))
+
+    positions: dict[int, int] = field(default_factory=dict)
+    _groups: Counter = field(default_factory=Counter)
+    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    _presence_seen: dict[int, str] = field(default_factory=dict)
+    _done: bool = False
+
+    @property
+    def follows_membership(self) -> bool:
+        return self.room_id is None
+
+    # Groups are shared by every subscription of the socket: count references on
+    # the consumer (the same counter Strawberry's listen_to_channel uses), so that
+    # closing one subscription never removes a group another one still needs.
+    async def _group_add(self, group: str) -> None:
+        consumer = self.consumer
+        async with consumer._group_lock:
+            await consumer.channel_layer.group_add(group, consumer.channel_name)
+            consumer._group_refs[group] += 1
+        self._groups[group] += 1
+
+    async def _group_discard(self, group: str) -> None:
+        if self._groups[group] <= 0:
+            return
+        self._groups[group] -= 1
+        if self._groups[group] == 0:
+            del self._groups[group]
+        consumer = self.consumer
+        async with consumer._group_lock:
+            consumer._group_refs[group] -= 1
+            if consumer._group_refs[group] <= 0:
+                del consumer._group_refs[group]
+                with contextlib.suppress(Exception):
+                    await consumer.channel_layer.group_discard(group, consumer.channel_name)
+
+    async def _release(self) -> None:
+        for group, count in list(self._groups.items()):
+            for _ in range(count):
+                with contextlib.suppress(Exception):
+                    await self._group_discard(group)
+
+    def _listen(self) -> None:
+        types = [EVENT_TYPE, EPHEMERAL_TYPE] if self.ephemeral else [EVENT_TYPE]
+        for type_ in types:
+            self.consumer.listen_queues[type_].add(self._queue)
+
+    def _unlisten(self) -> None:
+        for type_ in (EVENT_TYPE, EPHEMERAL_TYPE):
+            self.consumer.listen_queues[type_].discard(self._queue)
+
+    def _delivery(self, message: dict) -> Delivery:
+        return Delivery(message=message, cursor=encode_cursor(self.positions))
+
+    def _wanted(self, message: dict) -> bool:
+        return self.kinds is None or message["kind"] in self.kinds
+
+    # --- delivery in seq order -----------------------------------------------------
+
+    async def _accept(self, message: dict) -> AsyncIterator[Delivery]:
+        """Deliver a stored event whose predecessors are delivered (or pruned)."""
+        room = message["room"]
+        if room not in self.positions or message["seq"] <= self.positions[room]:
+            return
+        self.positions[room] = message["seq"]
+        delivery = self._delivery(message)
+        if ends_membership(message, self.user.pk):
+            del self.positions[room]
+            await self._group_discard(room_group(room))
+            if not self.follows_membership:
+                self._done = True
+        if self._wanted(message):
+            yield delivery
+
+    async def _fill(self, rooms: Iterable[int]) -> AsyncIterator[Delivery]:
+        """Deliver the stored events after the positions of ``rooms``, in order."""
+        pending = {room for room in rooms if room in self.positions}
+        while pending:
+            wanted = {room: self.positions[room] for room in pending if room in self.positions}
+            batch = await database_sync_to_async(_events_after)(wanted, FILL_BATCH)
+            for message in batch:
+                async for delivery in self._accept(message):
+                    yield delivery
+            if len(batch) < FILL_BATCH:
+                return
+            pending = {room for room in pending if room in self.positions}
+
+    async def _track(self, room: int, position: int | None = None) -> AsyncIterator[Delivery]:
+        """Start following a room the user (now) belongs to, from their join."""
+        await self._group_add(room_group(room))
+        joined = await database_sync_to_async(_joined_rooms)(self.user.pk, room)
+        if room not in joined:  # joined and left again, or the room is gone
+            await self._group_discard(room_group(room))
+            return
+        joined_seq, _ = joined[room]
+        self.positions[room] = max(position or 0, joined_seq - 1, 0)
+        async for delivery in self._fill([room]):
+            yield delivery
+
+    async def _on_event(self, message: dict) -> AsyncIterator[Delivery]:
+        room, seq = message["room"], message["seq"]
+        if room not in self.positions:
+            # Another subscription's room, or a room this user just joined
+            # (their own MemberJoined reaches user.<id>).
+            if (
+                self.follows_membership
+                and message["kind"] == MEMBER_JOINED
+                and _user_id(message["payload"].get("user")) == self.user.pk
+            ):
+                async for delivery in self._track(room):
+                    yield delivery
+            return
+        position = self.positions[room]
+        if seq <= position:
+            return  # duplicate (replayed already, or received on two groups)
+        if seq > position + 1:
+            # A gap: the layer dropped something. The table has it all, this one included.
+            async for delivery in self._fill([room]):
+                yield delivery
+            return
+        async for delivery in self._accept(message):
+            yield delivery
+
+    def _on_ephemeral(self, message: dict) -> Delivery | None:
+        if message.get("room") not in self.positions or not self._wanted(message):
+            return None
+        payload = message.get("payload") or {}
+        if message["kind"] == TYPING_CHANGED and _user_id(payload.get("user")) == self.user.pk:
+            return None  # your own typing is not news to you
+        if message["kind"] == PRESENCE_CHANGED:
+            # Sent once per shared room: deliver each change of a user once.
+            key = f"{payload.get('online')}@{payload.get('at')}"
+            user = _user_id(payload.get("user"))
+            if self._presence_seen.get(user) == key:
+                return None
+            self._presence_seen[user] = key
+        return self._delivery(message)
+
+    async def _check(self) -> AsyncIterator[Delivery]:
+        """The periodic repair: a dropped last event, a dropped join or leave."""
+        if self.follows_membership:
+            joined = await database_sync_to_async(_joined_rooms)(self.user.pk, None)
+            for room in joined:
+                if room not in self.positions:
+                    async for delivery in self._track(room):
+                        yield delivery
+            behind = [room for room, seq in self.positions.items() if room not in joined or joined[room][1] > seq]
+            async for delivery in self._fill(behind):
+                yield delivery
+            for room in [room for room in self.positions if room not in joined]:
+                # Membership gone without an event we could see: stop silently.
+                del self.positions[room]
+                await self._group_discard(room_group(room))
+        else:
+            latest = await database_sync_to_async(_last_seqs)(self.positions)
+            behind = [room for room, seq in self.positions.items() if latest.get(room, seq) > seq]
+            async for delivery in self._fill(behind):
+                yield delivery
+            if self.positions:
+                joined = await database_sync_to_async(_joined_rooms)(self.user.pk, self.room_id)
+                if self.room_id not in joined:
+                    self.positions.clear()
+                    self._done = True
+
+    # --- the loop ----------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[Delivery]:
+        start = None if self.after is None else decode_cursor(self.after)
+        if self.room_id is not None:
+            await database_sync_to_async(_authorize_room)(self.user, self.room_id)
+        self._listen()
+        try:
+            # Groups first, positions second: see the module docstring.
+            if self.follows_membership:
+                await self._group_add(user_group(self.user.pk))
+                rooms = await database_sync_to_async(_joined_rooms)(self.user.pk, None)
+            else:
+                rooms = {self.room_id: (0, 0)}
+            for room in rooms:
+                await self._group_add(room_group(room))
+            joined = await database_sync_to_async(_joined_rooms)(self.user.pk, self.room_id)
+            if self.room_id is not None and self.room_id not in joined:
+                raise NotFound("Room not found.")
+            for room in list(rooms):
+                if room not in joined:  # left in between
+                    await self._group_discard(room_group(room))
+            for room, (joined_seq, last_seq) in joined.items():
+                if room not in rooms:  # joined in between
+                    await self._group_add(room_group(room))
+                if start is None:
+                    self.positions[room] = last_seq
+                else:
+                    # Replay from the cursor, never from before the user joined.
+                    self.positions[room] = max(start.get(room, 0), joined_seq - 1, 0)
+            async for delivery in self._fill(list(self.positions)):
+                yield delivery
+
+            next_check = time.monotonic() + self.check_interval
+            while not self._done:
+                try:
+                    message = await asyncio.wait_for(self._queue.get(), max(next_check - time.monotonic(), 0.001))
+                except TimeoutError:
+                    message = None
+                if message is not None and message.get("type") == EVENT_TYPE:
+                    async for delivery in self._on_event(message):
+                        yield delivery
+                elif message is not None:
+                    delivery = self._on_ephemeral(message)
+                    if delivery is not None:
+                        yield delivery
+                if time.monotonic() >= next_check:
+                    async for delivery in self._check():
+                        yield delivery
+                    next_check = time.monotonic() + self.check_interval
+        finally:
+            self._unlisten()
+            await self._release()
+
+
+def room_events(
+    consumer,
+    user: User,
+    *,
+    room_id: int | None = None,
+    after: str | None = None,
+    kinds: Iterable[str] | None = None,
+    ephemeral: bool = True,
+) -> AsyncIterator[Delivery]:
+    """The events of one room (``room_id``, members only: else ``NotFound``) or of
+    every room ``user`` has joined, resuming after ``after`` if given."""
+    if room_id is not None:
+        try:
+            room_id = int(room_id)
+        except (TypeError, ValueError):
+            raise NotFound("Room not found.") from None
+    stream = RoomStream(
+        consumer=consumer,
+        user=user,
+        room_id=room_id,
+        after=after,
+        kinds=frozenset(kinds) if kinds is not None else None,
+        ephemeral=ephemeral,
+    )
+    return stream.run()
+
+
+async def notifications(consumer, user: User) -> AsyncIterator[dict]:
+    """The ``chat.notification`` messages sent to ``user.<id>`` (not stored, no resume)."""
+    async with consumer.listen_to_channel(NOTIFICATION_TYPE, groups=[user_group(user.pk)]) as messages:
+        async for message in messages:
+            yield message

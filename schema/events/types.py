@@ -1,0 +1,421 @@
+"""Real-time event types: what `roomEvents`, `messageAdded` and `notifications` yield.
+
+Built from the snapshot an event carries (chat/events.py), once per event per
+process (a small LRU keyed by room and seq), never with a query per subscriber:
+the message, its sender and the room are unsaved-looking model instances made
+with ``Model.from_db`` so that strawberry-django resolves them like fetched
+rows. Fields the snapshot lacks load lazily (once, on the shared instance).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from asgiref.sync import sync_to_async
+from django.utils.dateparse import parse_datetime
+from strawberry.types import Info
+from strawberry_django.optimizer import optimize
+
+from chat import access
+from chat.models import Attachment, Message, Room, User
+from chat.realtime import Delivery
+from schema.accounts.types import UserType
+from schema.context import viewer
+from schema.global_ids import encode_id
+
+if TYPE_CHECKING:
+    from schema.messages.types import MessageType
+    from schema.rooms.types import RoomRole, RoomType
+
+LazyRoom = Annotated["RoomType", strawberry.lazy("schema.rooms.types")]
+LazyMessage = Annotated["MessageType", strawberry.lazy("schema.messages.types")]
+LazyRole = Annotated["RoomRole", strawberry.lazy("schema.rooms.types")]
+
+
+# --- Model instances from snapshots --------------------------------------------------
+
+
+def _dt(value) -> datetime | None:
+    return parse_datetime(value) if isinstance(value, str) else value
+
+
+def _from_db(model, values: dict):
+    """A model instance as if loaded with ``only(*values)``: other fields load lazily."""
+    return model.from_db("default", list(values), list(values.values()))
+
+
+def user_from_snapshot(snapshot: dict | None) -> User | None:
+    if not snapshot:
+        return None
+    return _from_db(
+        User, {"id": snapshot["id"], "username": snapshot["username"], "display_name": snapshot["display_name"]}
+    )
+
+
+def room_from_snapshot(snapshot: dict) -> Room:
+    return _from_db(
+        Room,
+        {
+            "id": snapshot["id"],
+            "name": snapshot["name"],
+            "topic": snapshot["topic"],
+            "kind": snapshot["kind"],
+            "is_private": snapshot["is_private"],
+        },
+    )
+
+
+def message_from_snapshot(snapshot: dict, room: Room | None, sender_exists: bool = True) -> Message:
+    sender = user_from_snapshot(snapshot.get("sender")) if sender_exists else None
+    message = _from_db(
+        Message,
+        {
+            "id": snapshot["id"],
+            "room_id": snapshot["room_id"],
+            "sender_id": sender.pk if sender else None,
+            "text": snapshot["text"],
+            "client_id": snapshot.get("client_id"),
+            "reply_to_id": snapshot.get("reply_to_id"),
+            "created_at": _dt(snapshot["created_at"]),
+            "edited_at": _dt(snapshot.get("edited_at")),
+            "deleted_at": _dt(snapshot.get("deleted_at")),
+        },
+    )
+    message.sender = sender  # a deleted account: sender null, no query
+    if room is not None:
+        message.room = room
+    attachments = [
+        _from_db(
+            Attachment,
+            {
+                "id": a["id"],
+                "message_id": snapshot["id"],
+                "name": a["name"],
+                "content_type": a["content_type"],
+                "size": a["size"],
+                "width": a.get("width"),
+                "height": a.get("height"),
+            },
+        )
+        for a in snapshot.get("attachments") or []
+    ]
+    prefetched = Attachment.objects.filter(message_id=snapshot["id"])
+    prefetched._result_cache = attachments
+    prefetched._prefetch_done = True
+    message._prefetched_objects_cache = {"attachments": prefetched}
+    return message
+
+
+class _LRU:
+    """A small thread-safe LRU with an optional time to live."""
+
+    def __init__(self, size: int, ttl: float | None = None):
+        self.size, self.ttl = size, ttl
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            value, stored_at = item
+            if self.ttl is not None and time.monotonic() - stored_at > self.ttl:
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = (value, time.monotonic())
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+# Room name, topic... for events whose payload has no room snapshot. Refreshed by
+# the RoomUpdated snapshots that pass through this process, and after 30 s.
+_rooms = _LRU(2048, ttl=30)
+# Model instances per stored event, shared by all subscribers of the process.
+_event_objects = _LRU(4096)
+
+
+# Whether a sender still has an account: a replayed snapshot of a deleted
+# account's message renders with sender null. Checked once per event per process.
+_users = _LRU(4096, ttl=10)
+
+
+def _user_id(value) -> int | None:
+    return value.get("id") if isinstance(value, dict) else None
+
+
+async def _user_exists(user_id: int) -> bool:
+    exists = _users.get(user_id)
+    if exists is None:
+        exists = await sync_to_async(User.objects.filter(pk=user_id).exists)()
+        _users.put(user_id, exists)
+    return exists
+
+
+def clear_caches() -> None:
+    """Forget every cached object (what waiting for the time to live does)."""
+    for lru in (_rooms, _event_objects, _users):
+        lru.clear()
+
+
+def _load_room(room_id: int) -> Room:
+    room = Room.objects.filter(pk=room_id).only("id", "name", "topic", "kind", "is_private").first()
+    return room if room is not None else _from_db(Room, {"id": room_id})
+
+
+async def _room(room_id: int, snapshot: dict | None) -> Room:
+    if snapshot is not None:
+        room = room_from_snapshot(snapshot)
+        _rooms.put(room_id, room)
+        return room
+    room = _rooms.get(room_id)
+    if room is None:
+        room = await sync_to_async(_load_room)(room_id)
+        _rooms.put(room_id, room)
+    return room
+
+
+async def event_objects(message: dict) -> dict:
+    """The model instances of a channel-layer event message, once per (room, seq)."""
+    payload = message.get("payload") or {}
+    snapshot = payload.get("message") if isinstance(payload.get("message"), dict) else None
+    sender = _user_id(snapshot.get("sender")) if snapshot else None
+    sender_exists = sender is None or await _user_exists(sender)
+    key = (message["room"], message.get("seq"), sender_exists)
+    cached = _event_objects.get(key) if key[1] is not None else None
+    if cached is not None:
+        return cached
+    room = await _room(message["room"], payload.get("room") if isinstance(payload.get("room"), dict) else None)
+    objects: dict = {"room": room}
+    if snapshot is not None:
+        objects["message"] = message_from_snapshot(snapshot, room, sender_exists=sender_exists)
+    for name in ("user", "by"):
+        if isinstance(payload.get(name), dict):
+            objects[name] = user_from_snapshot(payload[name])
+    if key[1] is not None:
+        _event_objects.put(key, objects)
+    return objects
+
+
+# --- GraphQL types ----------------------------------------------------------------------
+
+# Room fields a snapshot answers; anything else selected is fetched for the subscriber.
+SNAPSHOT_ROOM_FIELDS = {"id", "name", "topic", "kind", "isPrivate", "__typename"}
+
+
+def _selection_names(selections) -> set[str] | None:
+    names: set[str] = set()
+    for selection in selections:
+        name = getattr(selection, "name", None)
+        if name is None:  # a fragment: look inside
+            inner = _selection_names(getattr(selection, "selections", []))
+            if inner is None:
+                return None
+            names |= inner
+        else:
+            names.add(name)
+    return names
+
+
+async def resolve_room(room: Room, info: Info):
+    """The room from the snapshot when that answers the selection, else one query
+    (viewer-dependent fields like ``unreadCount`` or ``myRole``)."""
+    field = info.selected_fields[0] if info.selected_fields else None
+    names = _selection_names(field.selections) if field else None
+    if names is not None and names <= SNAPSHOT_ROOM_FIELDS:
+        return room
+    user = viewer(info)
+
+    def fetch():
+        qs = optimize(Room.objects.filter(pk=room.pk, deleted_at__isnull=True), info)
+        fetched = qs.first()
+        return fetched if fetched is not None and (access.rooms_joined_by(user).filter(pk=room.pk).exists()) else None
+
+    fetched = await sync_to_async(fetch)()
+    return fetched if fetched is not None else room
+
+
+@strawberry.interface(name="RoomEvent", description="Something that happened in a room.")
+class RoomEvent:
+    cursor: str = strawberry.field(
+        description=(
+            "Where you are after this event, in every room of the subscription: pass it as `after` "
+            "to resume exactly here (opaque; keep the latest)."
+        )
+    )
+    seq: int | None = strawberry.field(
+        description="The event's number in its room (contiguous per room); null for typing and presence."
+    )
+    created_at: datetime = strawberry.field(description="When it happened.")
+    room_obj: strawberry.Private[Room]
+
+    @strawberry.field(description="The room it happened in.")
+    async def room(self, info: Info) -> LazyRoom:
+        return await resolve_room(self.room_obj, info)
+
+
+@strawberry.type(description="A message was sent.")
+class MessageAdded(RoomEvent):
+    message: LazyMessage
+
+
+@strawberry.type(description="A message's text was edited.")
+class MessageEdited(RoomEvent):
+    message: LazyMessage
+
+
+@strawberry.type(description="A message was deleted: `message` is its tombstone.")
+class MessageDeleted(RoomEvent):
+    message: LazyMessage
+
+
+@strawberry.type(description="Someone joined the room or was added to it.")
+class MemberJoined(RoomEvent):
+    user: UserType
+    role: LazyRole
+    by: UserType | None = strawberry.field(description="Who added them; null if they joined themselves.")
+
+
+@strawberry.enum(name="MemberLeftReason")
+class MemberLeftReason(Enum):
+    LEFT = "left"
+    REMOVED = "removed"
+
+
+@strawberry.type(description="Someone left the room or was removed. Your own is the last event of that room.")
+class MemberLeft(RoomEvent):
+    user: UserType
+    reason: MemberLeftReason
+    by: UserType | None = strawberry.field(description="Who removed them; null if they left.")
+
+
+@strawberry.type(description="The room's name, topic or privacy changed: `room` has the new values.")
+class RoomUpdated(RoomEvent):
+    pass
+
+
+@strawberry.type(description="The room was deleted. Nothing more comes from it.")
+class RoomDeleted(RoomEvent):
+    pass
+
+
+@strawberry.type(description="A member read up to a message.")
+class ReadReceipt(RoomEvent):
+    user: UserType
+    message_id: strawberry.ID = strawberry.field(description="The global ID of the last message they read.")
+
+
+@strawberry.type(description="Another member started or stopped typing (ephemeral: not replayed).")
+class TypingChanged(RoomEvent):
+    user: UserType
+    typing: bool
+
+
+@strawberry.type(description="A member of a room you share came online or went offline (ephemeral: not replayed).")
+class PresenceChanged(RoomEvent):
+    user: UserType
+    online: bool
+    last_seen_at: datetime | None
+
+
+async def build_event(delivery: Delivery) -> RoomEvent:
+    """The GraphQL object of one delivery (the shared parts come from the LRU)."""
+    message = delivery.message
+    objects = await event_objects(message)
+    payload = message.get("payload") or {}
+    common = {
+        "cursor": delivery.cursor,
+        "seq": message.get("seq"),
+        "created_at": _dt(message["created_at"]),
+        "room_obj": objects["room"],
+    }
+    kind = message["kind"]
+    if kind in ("MessageAdded", "MessageEdited", "MessageDeleted"):
+        cls = {"MessageAdded": MessageAdded, "MessageEdited": MessageEdited, "MessageDeleted": MessageDeleted}[kind]
+        return cls(message=objects["message"], **common)
+    if kind == "MemberJoined":
+        from schema.rooms.types import RoomRole as Role
+
+        return MemberJoined(user=objects["user"], role=Role(payload["role"]), by=objects.get("by"), **common)
+    if kind == "MemberLeft":
+        return MemberLeft(
+            user=objects["user"], reason=MemberLeftReason(payload["reason"]), by=objects.get("by"), **common
+        )
+    if kind == "RoomUpdated":
+        return RoomUpdated(**common)
+    if kind == "RoomDeleted":
+        return RoomDeleted(**common)
+    if kind == "ReadReceipt":
+        return ReadReceipt(user=objects["user"], message_id=encode_id("Message", payload["message_id"]), **common)
+    if kind == "TypingChanged":
+        return TypingChanged(user=objects["user"], typing=payload["typing"], **common)
+    if kind == "PresenceChanged":
+        return PresenceChanged(
+            user=objects["user"], online=payload["online"], last_seen_at=_dt(payload.get("last_seen_at")), **common
+        )
+    raise ValueError(f"unknown event kind {kind}")
+
+
+# --- Notifications ------------------------------------------------------------------------
+
+
+@strawberry.enum(name="NotificationKind")
+class NotificationKind(Enum):
+    MENTIONED = strawberry.enum_value("MENTIONED", description="Someone wrote your @username in a message.")
+    ADDED_TO_ROOM = strawberry.enum_value("ADDED_TO_ROOM", description="Someone added you to a room.")
+    DIRECT_CHAT_STARTED = strawberry.enum_value("DIRECT_CHAT_STARTED", description="Someone started a direct chat.")
+
+
+@strawberry.type(description="Something that concerns you personally (live only: not replayed).")
+class Notification:
+    kind: NotificationKind
+    created_at: datetime
+    by: UserType | None = strawberry.field(description="Who caused it.")
+    message: LazyMessage | None = strawberry.field(description="The message, for mentions.")
+    room_obj: strawberry.Private[Room]
+
+    @strawberry.field(description="The room it is about.")
+    async def room(self, info: Info) -> LazyRoom:
+        return await resolve_room(self.room_obj, info)
+
+
+def build_notification(message: dict) -> Notification:
+    room = room_from_snapshot(message["room"])
+    snapshot = message.get("message")
+    return Notification(
+        kind=NotificationKind(message["kind"]),
+        created_at=_dt(message["created_at"]),
+        by=user_from_snapshot(message.get("by")),
+        message=message_from_snapshot(snapshot, room) if snapshot else None,
+        room_obj=room,
+    )
+
+
+EVENT_TYPES = [
+    MessageAdded,
+    MessageEdited,
+    MessageDeleted,
+    MemberJoined,
+    MemberLeft,
+    RoomUpdated,
+    RoomDeleted,
+    ReadReceipt,
+    TypingChanged,
+    PresenceChanged,
+]
