@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "backend.logging.RequestLogMiddleware",  # outermost: one JSON line per request, full duration
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -96,6 +97,10 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A database that does not answer fails fast (SERVICE_UNAVAILABLE) instead of hanging workers.
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 3))
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
 
@@ -120,7 +125,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A Redis that does not answer fails fast instead of hanging (no socket_timeout:
+                # receive() blocks on BZPOPMIN for up to 5 s by design).
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
                 # The default capacity (100) drops group messages silently under
                 # fan-out load; resume repairs loss, but we avoid causing it.
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 5000),
@@ -136,6 +143,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "chat"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:
@@ -248,6 +256,17 @@ USE_TZ = True
 # --- GraphQL --------------------------------------------------------------------------
 GRAPHIQL_ENABLED = env_bool("GRAPHIQL_ENABLED", DEBUG)
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
+# Abuse limits (OWASP GraphQL cheat sheet); see schema/limits.py. Batching is
+# off: one operation per HTTP request (GRAPHQL_MAX_OPERATIONS > 1 enables it).
+GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10)
+GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000)
+GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15)
+GRAPHQL_MAX_OPERATIONS = env_int("GRAPHQL_MAX_OPERATIONS", 1)
+# WebSocket limits; see schema/consumers.py.
+WS_CONNECTION_INIT_TIMEOUT = env_int("WS_CONNECTION_INIT_TIMEOUT", 10)  # seconds
+WS_MAX_SUBSCRIPTIONS = env_int("WS_MAX_SUBSCRIPTIONS", 20)  # in-flight operations per socket
+WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)  # incoming frame; bigger closes 1009
+WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 1024 * 1024)  # unsent outgoing bytes; more closes 4429
 STRAWBERRY_DJANGO = {
     "FIELD_DESCRIPTION_FROM_HELP_TEXT": True,
     "TYPE_DESCRIPTION_FROM_MODEL_DOCSTRING": True,
@@ -268,11 +287,29 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# Every formatter redacts passwords and tokens (backend/logging.py). Request and
+# operation logs are JSON lines; LOG_FORMAT=json makes every log JSON.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "backend.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "backend.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": os.environ.get("LOG_FORMAT", "plain")},
+        "json": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "chat.request": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        "chat.operation": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        # Strawberry logs every client error at ERROR with the document's source
+        # (which may hold inline passwords); schema/errors.py logs the real bugs.
+        "strawberry.execution": {"level": "CRITICAL"},
+    },
 }

@@ -7,6 +7,7 @@ import strawberry_django
 from django.conf import settings
 from strawberry import relay
 from strawberry.extensions import DisableIntrospection
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
@@ -16,8 +17,10 @@ from schema.errors import TypedErrors
 from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
 from schema.events.types import EVENT_TYPES
+from schema.limits import batching_config, limit_extensions
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
+from schema.operation_log import OperationLog
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
 
@@ -40,10 +43,18 @@ Subscription = _merge("Subscription", (EventSubscriptions,))
 
 
 def extensions() -> list:
-    result = [TypedErrors, DjangoOptimizerExtension]
+    # OperationLog first: extensions exit in reverse order, so it sees the typed errors.
+    result = [OperationLog, *limit_extensions(), TypedErrors, DjangoOptimizerExtension]
     if not settings.GRAPHQL_INTROSPECTION:
         result.append(DisableIntrospection)
     return result
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, types=EVENT_TYPES, extensions=extensions())
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=EVENT_TYPES,  # the RoomEvent implementations (returned through the interface)
+    extensions=extensions(),
+    config=StrawberryConfig(batching_config=batching_config()),
+)

@@ -18,6 +18,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
 
 from chat.errors import BadUserInput, ChatError, Forbidden, NotFound, ServiceUnavailable
+from schema.limits import with_code
 
 logger = logging.getLogger("chat.graphql")
 
@@ -50,10 +51,11 @@ class TypedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
-        if original is None:  # syntax and validation errors: safe as they are
-            return error
-        if isinstance(original, GraphQLError):  # e.g. variable coercion
-            return original if original.original_error is None else self.anonymise_error(original)
+        if original is None:  # syntax, validation, limits, variables: safe, given a code (schema/limits.py)
+            pre_execution = any(error is e for e in self.execution_context.pre_execution_errors or ())
+            return with_code(error, pre_execution)
+        if isinstance(original, GraphQLError):  # e.g. a malformed global ID
+            return with_code(original, False) if original.original_error is None else self.anonymise_error(original)
         chat_error = as_chat_error(original)
         if chat_error is None:
             logger.error("unexpected error in %s", error.path, exc_info=original)

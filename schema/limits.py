@@ -1,0 +1,131 @@
+"""Abuse limits of the GraphQL layer (OWASP GraphQL cheat sheet).
+
+- Document limits, enforced before execution by Strawberry's own extensions:
+  depth (``GRAPHQL_MAX_DEPTH``), tokens (``GRAPHQL_MAX_TOKENS``, parsing stops
+  there) and aliases (``GRAPHQL_MAX_ALIASES``). Batching (several operations
+  in one HTTP request) is off unless ``GRAPHQL_MAX_OPERATIONS`` > 1.
+- Introspection is off unless ``GRAPHQL_INTROSPECTION`` (on in development);
+  with it off, "Did you mean ...?" suggestions are removed from error messages
+  too, so the schema cannot be rebuilt from guesses.
+- Every error a client sees carries ``extensions.code``: the errors graphql-core
+  raises before execution get Apollo's codes here.
+- WebSocket transport helpers: how many bytes daphne holds for a socket that
+  the peer has not read yet (the consumer cuts off clients that stop reading).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from graphql.error import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.relay.types import InvalidGlobalIDError
+
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+
+def limit_extensions() -> list:
+    """The document limits, as schema extension factories (one instance per request), from settings."""
+    return [
+        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
+        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
+    ]
+
+
+def batching_config() -> dict | None:
+    """Strawberry's ``batching_config``: None (a JSON list body is refused) unless enabled."""
+    if settings.GRAPHQL_MAX_OPERATIONS > 1:
+        return {"max_operations": settings.GRAPHQL_MAX_OPERATIONS}
+    return None
+
+
+# graphql-core and Strawberry word their limit errors like this (checked in tests/test_limits.py).
+_TOO_COMPLEX = (
+    re.compile(r"exceeds maximum operation depth of \d+"),
+    re.compile(r"^\d+ aliases found\. Allowed: \d+"),
+    re.compile(r"Document contains more than \d+ tokens"),
+)
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+
+
+def code_for(error: GraphQLError, pre_execution: bool) -> str:
+    """The ``extensions.code`` of a GraphQL error that wraps no exception.
+
+    ``pre_execution``: raised while parsing or validating the document. The rest
+    (variable coercion, argument conversion such as a malformed global ID) is
+    about the values the client sent: ``BAD_USER_INPUT``.
+    """
+    message = error.message or ""
+    if any(pattern.search(message) for pattern in _TOO_COMPLEX):
+        return QUERY_TOO_COMPLEX
+    if isinstance(error, GraphQLSyntaxError) or message.startswith("Syntax Error"):
+        return PARSE_FAILED
+    if not pre_execution or isinstance(error, InvalidGlobalIDError):
+        return BAD_USER_INPUT
+    return VALIDATION_FAILED
+
+
+def with_code(error: GraphQLError, pre_execution: bool = True) -> GraphQLError:
+    """``error`` with its ``extensions.code`` (kept if it has one) and, when
+    introspection is off, without field-name suggestions."""
+    extensions: dict[str, Any] = dict(error.extensions or {})
+    extensions.setdefault("code", code_for(error, pre_execution))
+    message = error.message
+    if not settings.GRAPHQL_INTROSPECTION:
+        message = _SUGGESTION.sub("", message)
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+# --- WebSocket transport -------------------------------------------------------------
+
+
+def daphne_protocol(send: Any) -> Any | None:
+    """The autobahn protocol behind an ASGI ``send`` callable under daphne, else None.
+
+    daphne hands each application ``functools.partial(server.handle_reply, protocol)``;
+    the protocol object is the only place where daphne's outgoing buffer is visible.
+    """
+    args = getattr(send, "args", None)
+    if getattr(send, "func", None) is None or not args:
+        return None
+    protocol = args[0]
+    if hasattr(protocol, "transport") and hasattr(protocol, "sendMessage"):
+        return protocol
+    return None
+
+
+def unsent_bytes(protocol: Any) -> int:
+    """Bytes written to the connection that the peer has not taken yet.
+
+    Twisted's transports queue writes in userspace (``_tempDataBuffer`` and the
+    unsent tail of ``dataBuffer``) once the kernel's socket buffer is full;
+    nothing bounds that queue. Under TLS the wrapping protocol keeps its own
+    buffer in front of the TCP transport: both are counted.
+    """
+    total = 0
+    transport = getattr(protocol, "transport", None)
+    seen = 0
+    while transport is not None and seen < 4:
+        seen += 1
+        data_buffer = getattr(transport, "dataBuffer", None)
+        if data_buffer is not None:
+            total += len(data_buffer) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+        app_buffer = getattr(transport, "_appSendBuffer", None)
+        if app_buffer:
+            total += sum(len(chunk) for chunk in app_buffer)
+        transport = getattr(transport, "transport", None)
+    return total
