@@ -1,0 +1,231 @@
+"""WebSocket authentication: every token carrier on both protocols, refusal of bad
+tokens with 4403, anonymous connections, and the legacy refusal under real daphne."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from chat import tokens
+from chat.models import User
+from tests.clients import WSClient, token_for
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
+CARRIERS = ["init authToken", "init Authorization", "handshake header", "query string"]
+
+ME = "query Me { me { username } }"
+REVOKE_ALL_TOKENS = "mutation RevokeAll { revokeAllTokens { revoked } }"
+CHANGE_PASSWORD = 'mutation { changePassword(oldPassword: "x", newPassword: "y") { token } }'
+
+
+def client_with(token: str, carrier: str, protocol: str) -> tuple[WSClient, dict]:
+    """A client carrying ``token`` the ``carrier`` way, and the connection_init payload to send."""
+    if carrier == "init authToken":
+        return WSClient(protocol=protocol), {"authToken": token}
+    if carrier == "init Authorization":
+        return WSClient(protocol=protocol), {"Authorization": f"Bearer {token}"}
+    if carrier == "handshake header":
+        return WSClient(protocol=protocol, headers=[(b"authorization", f"JWT {token}".encode())]), {}
+    if carrier == "query string":
+        return WSClient(protocol=protocol, path=f"/graphql/?token={token}"), {}
+    raise AssertionError(carrier)
+
+
+def _expired_token(user: User) -> str:
+    import jwt
+
+    now = int(timezone.now().timestamp())
+    claims = {
+        "sub": str(user.pk),
+        "iat": now - 600,
+        "exp": now - 10,
+        "jti": "x",
+        "type": "access",
+        "ver": user.token_version,
+        "iss": settings.JWT_ISSUER,
+    }
+    return jwt.encode(claims, tokens.signing_key(), algorithm="HS256")
+
+
+def _revoked_token(user: User) -> str:
+    token = token_for(user)
+    tokens.revoke_all_tokens(user)
+    return token
+
+
+BAD_TOKENS = {
+    "garbage": lambda u: "not-a-jwt",
+    "expired": _expired_token,
+    "revoked": _revoked_token,
+    "refresh token": lambda u: tokens.issue_tokens(u).refresh_token,
+}
+
+
+@pytest.mark.django_db(transaction=True)
+class TestCarriers:
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    @pytest.mark.parametrize("carrier", CARRIERS)
+    async def test_each_carrier_authenticates_on_both_protocols(self, alice, protocol, carrier):
+        token = await sync_to_async(token_for)(alice)
+        client, payload = client_with(token, carrier, protocol)
+        ack = await client.connect(payload=payload)
+        assert ack == {"type": "connection_ack", "payload": {"user": str(alice.pk)}}
+        if protocol == "graphql-transport-ws":  # the legacy protocol carries subscriptions only
+            assert await client.execute(ME) == {"data": {"me": {"username": "alice"}}}
+        await client.close()
+
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    @pytest.mark.parametrize("carrier", CARRIERS)
+    @pytest.mark.parametrize("bad", sorted(BAD_TOKENS))
+    async def test_bad_token_is_refused_with_4403(self, alice, protocol, carrier, bad):
+        token = await sync_to_async(BAD_TOKENS[bad])(alice)
+        client, payload = client_with(token, carrier, protocol)
+        await client.connect(payload=payload, init=False)
+        await client.send({"type": "connection_init", "payload": payload})
+        assert await client.receive_close(timeout=3) == 4403
+        client.connected = False
+
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    async def test_malformed_authorization_is_refused(self, protocol, db):
+        client = WSClient(protocol=protocol)
+        await client.connect(init=False)
+        await client.send({"type": "connection_init", "payload": {"Authorization": "Basic dXNlcjpwYXNz"}})
+        assert await client.receive_close(timeout=3) == 4403
+        client.connected = False
+
+    async def test_connection_init_token_wins_over_the_handshake(self, alice, bob):
+        token = await sync_to_async(token_for)(alice)
+        client = WSClient(path="/graphql/?token=not-a-jwt")
+        assert (await client.connect(payload={"authToken": token}))["payload"] == {"user": str(alice.pk)}
+        await client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+class TestAnonymous:
+    async def test_anonymous_connection_is_accepted_but_gets_nothing(self, alice):
+        client = WSClient()
+        assert await client.connect() == {"type": "connection_ack", "payload": {"user": None}}
+        assert await client.execute(ME) == {"data": {"me": None}}
+        result = await client.execute(REVOKE_ALL_TOKENS)
+        assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert result["data"] is None
+        await client.close()
+
+    async def test_legacy_anonymous_connection_is_acknowledged(self, db):
+        client = WSClient(protocol="graphql-ws")
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.close()
+
+    async def test_mutations_over_the_socket_act_as_the_socket_user(self, alice):
+        token = await sync_to_async(token_for)(alice)
+        client = WSClient(token=token)
+        await client.connect()
+        result = await client.execute(CHANGE_PASSWORD)
+        assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert result["errors"][0]["extensions"]["fields"] == {"oldPassword": ["Wrong password."]}
+        await client.close()
+
+
+# --- Under a real daphne server -----------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def daphne_server(tmp_path_factory):
+    """``daphne backend.asgi:application`` on a free port with a fresh SQLite file."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"} and not k.startswith("DJANGO_")
+    }
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('daphne') / 'db.sqlite3'}"
+    # Migrate while daphne starts (both import Django; nothing is served before both are done).
+    migrate = subprocess.Popen(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    port = _free_port()
+    daphne = Path(sys.executable).parent / "daphne"
+    process = subprocess.Popen(
+        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "backend.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "daphne did not start"
+                time.sleep(0.1)
+        assert migrate.wait(timeout=60) == 0, migrate.stderr.read().decode()
+        yield f"ws://127.0.0.1:{port}/graphql/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _init_and_wait_close(url: str, protocol: str, payload: dict) -> tuple[list[dict], int | None]:
+    """Connect, send connection_init, collect messages until the server closes; (messages, close code)."""
+    messages = []
+    async with websockets.connect(url, subprotocols=[protocol], open_timeout=3) as socket_:
+        assert socket_.subprotocol == protocol
+        await socket_.send(json.dumps({"type": "connection_init", "payload": payload}))
+        try:
+            async with asyncio.timeout(3):
+                async for raw in socket_:
+                    messages.append(json.loads(raw))
+        except websockets.ConnectionClosed:
+            pass  # closed with a code other than 1000/1001: what a refusal is
+        except TimeoutError:
+            pytest.fail(f"{protocol}: the server did not close the socket within 3 s; got {messages}")
+        return messages, socket_.close_code
+
+
+@pytest.mark.slow
+class TestUnderDaphne:
+    async def test_bad_token_really_closes_the_socket_on_both_protocols(self, daphne_server):
+        messages, code = await _init_and_wait_close(daphne_server, "graphql-ws", {"authToken": "not-a-jwt"})
+        assert code == 4403
+        assert messages == [
+            {"type": "connection_error", "payload": {"message": "Invalid token.", "code": "UNAUTHENTICATED"}}
+        ]
+
+        messages, code = await _init_and_wait_close(daphne_server, "graphql-transport-ws", {"authToken": "not-a-jwt"})
+        assert code == 4403
+        assert messages == []
+
+    async def test_anonymous_legacy_connection_is_acknowledged(self, daphne_server):
+        async with websockets.connect(daphne_server, subprotocols=["graphql-ws"], open_timeout=3) as socket_:
+            await socket_.send(json.dumps({"type": "connection_init", "payload": {}}))
+            async with asyncio.timeout(3):
+                message = json.loads(await socket_.recv())
+            assert message == {"type": "connection_ack", "payload": {"user": None}}
