@@ -37,5 +37,14 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Benchmarks against a bare Channels floor (README, "Benchmarks"):
+# `bench` is the full run in both modes (minutes), `bench-quick` a small run
+# (under a minute, no pass/fail on speed: it fails only if the harness breaks).
+bench: install
+	$(PY) -m bench.run
+
+bench-quick: install
+	$(PY) -m bench.run --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache media staticfiles bench/results

@@ -1,0 +1,1 @@
+"""Load, latency and memory benchmarks against a bare Channels floor (``make bench``)."""

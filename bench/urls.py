@@ -1,0 +1,13 @@
+"""The project's URLs plus the bench-only routes (never mounted by backend.urls)."""
+
+from django.urls import path
+
+from backend.urls import urlpatterns as project_urlpatterns
+from bench import views
+
+urlpatterns = [
+    path("bench/messages/<int:room_id>/", views.messages_page),
+    path("bench/publish/<int:room_id>/", views.publish_message),
+    path("bench/profile/", views.profile),
+    *project_urlpatterns,
+]
