@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from asgiref.sync import sync_to_async
@@ -15,11 +17,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from chat import tokens
 from chat.errors import ChatError
 from chat.services import presence
 from schema.context import ChatContext
+from schema.limits import daphne_protocol, unsent_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,8 @@ logger = logging.getLogger(__name__)
 # legacy graphql-ws connection with 1011, which daphne refuses to send (the
 # socket would stay open); we close both protocols with 4403.
 FORBIDDEN_CLOSE_CODE = 4403
+# A client that does not read what we send (graphql-transport-ws' "too many requests").
+SLOW_CLIENT_CLOSE_CODE = 4429
 
 
 class GraphQLConsumer(GraphQLWSConsumer):
@@ -119,4 +125,88 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def close(self, code=None, reason=None):
         if code == 1011:
             code = FORBIDDEN_CLOSE_CODE
+        protocol = daphne_protocol(self.base_send)
+        if protocol is not None and code is not None and code != 1000 and not 3000 <= code <= 4999:
+            # autobahn's sendClose() refuses the 1xxx codes other than 1000 (1009
+            # "message too big" included): send the close frame as autobahn itself does.
+            protocol.sendCloseFrame(code=code, reasonUtf8=(reason or "").encode()[:120], isReply=False)
+            return
         await super().close(code=code, reason=reason)
+
+    # --- limits (hardening): settings WS_* in backend/settings.py ----------------------
+    #
+    # connection_init timeout and subscriptions per connection are Strawberry's own
+    # (graphql-transport-ws closes 4408 / answers "Subscription limit reached"); the
+    # legacy graphql-ws protocol has no init timeout in Strawberry, so we add one.
+    # Frames bigger than WS_MAX_MESSAGE_BYTES close with 1009 (under daphne autobahn
+    # refuses them from the frame header, before the payload is read).
+    # A client that stops reading is cut off (4429) once daphne holds more than
+    # WS_MAX_BUFFERED_BYTES of unsent frames for it: daphne's ASGI send never waits
+    # for the peer, so without this the server would buffer without bound.
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("connection_init_wait_timeout", timedelta(seconds=settings.WS_CONNECTION_INIT_TIMEOUT))
+        kwargs.setdefault("max_subscriptions_per_connection", settings.WS_MAX_SUBSCRIPTIONS)
+        super().__init__(*args, **kwargs)
+        self._cut_off = False
+        self._init_received = False
+        self._socket_closed = False
+        self._daphne_protocol = None
+        self._init_timer: asyncio.Task | None = None
+
+    async def websocket_connect(self, message) -> None:
+        self._daphne_protocol = daphne_protocol(self.base_send)
+        if self._daphne_protocol is not None:
+            # autobahn refuses a bigger frame from its header, before reading the payload;
+            # without failByDrop it says why (close 1009) instead of dropping the TCP connection.
+            self._daphne_protocol.maxFramePayloadSize = settings.WS_MAX_MESSAGE_BYTES
+            self._daphne_protocol.failByDrop = False
+        offered = self.scope.get("subprotocols") or []
+        chosen = next((p for p in offered if p in self.protocols), None)
+        if chosen == GRAPHQL_WS_PROTOCOL:
+            self._init_timer = asyncio.create_task(self._close_unless_initialised())
+        await super().websocket_connect(message)
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.connection_init_wait_timeout.total_seconds())
+        if not self._init_received and not self._socket_closed:
+            await self.close(code=4408, reason="Connection initialisation timeout")
+
+    async def websocket_disconnect(self, message) -> None:
+        self._socket_closed = True
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+        await super().websocket_disconnect(message)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self._cut_off:
+            return
+        size = len(text_data.encode()) if text_data else len(bytes_data or b"")
+        if size > settings.WS_MAX_MESSAGE_BYTES:
+            self._cut_off = True
+            logger.warning("websocket message of %d bytes refused (limit %d)", size, settings.WS_MAX_MESSAGE_BYTES)
+            await self.close(code=1009, reason="Message too big")
+            return
+        if not self._init_received and text_data:
+            with contextlib.suppress(ValueError, AttributeError):
+                self._init_received = json.loads(text_data).get("type") == "connection_init"
+        await super().receive(text_data=text_data, bytes_data=bytes_data)
+
+    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+        if self._cut_off:
+            return  # closing: nothing more for a client that stopped reading
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        protocol = self._daphne_protocol
+        if protocol is None:
+            return
+        backlog = unsent_bytes(protocol)
+        if backlog > settings.WS_MAX_BUFFERED_BYTES:
+            self._cut_off = True
+            logger.warning(
+                "websocket client not reading: %d bytes unsent (limit %d), closing 4429",
+                backlog,
+                settings.WS_MAX_BUFFERED_BYTES,
+            )
+            # The close frame queues behind the unread data; autobahn's close
+            # handshake timeout then aborts the TCP connection, freeing the buffer.
+            await super().close(code=SLOW_CLIENT_CLOSE_CODE, reason="Not reading: too many unsent messages")

@@ -1,0 +1,326 @@
+"""WebSocket limits: connection_init timeout, subscriptions per connection,
+frame size, origins, and a client that stops reading cut off under a live
+daphne while another client keeps receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.clients import WSClient, token_for
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTIFICATIONS = "subscription Notes { notifications { __typename } }"
+TYPENAME = "query T { __typename }"
+
+
+@pytest.mark.django_db(transaction=True)
+class TestConnectionInitTimeout:
+    async def test_graphql_transport_ws_closes_4408(self, settings):
+        settings.WS_CONNECTION_INIT_TIMEOUT = 1
+        client = WSClient()
+        await client.connect(init=False)
+        started = time.monotonic()
+        assert await client.receive_close(timeout=5) == 4408
+        assert 0.8 < time.monotonic() - started < 4
+
+    async def test_legacy_graphql_ws_closes_4408_too(self, settings):
+        settings.WS_CONNECTION_INIT_TIMEOUT = 1
+        client = WSClient(protocol="graphql-ws")
+        await client.connect(init=False)
+        assert await client.receive_close(timeout=5) == 4408
+
+    async def test_initialised_in_time_stays_open(self, settings, alice):
+        settings.WS_CONNECTION_INIT_TIMEOUT = 1
+        client = WSClient(token=token_for(alice), protocol="graphql-ws")
+        assert (await client.connect())["type"] == "connection_ack"
+        assert await client.nothing(timeout=1.5)
+        await client.close()
+
+    def test_default(self, settings):
+        assert settings.WS_CONNECTION_INIT_TIMEOUT == 10
+
+
+@pytest.mark.django_db(transaction=True)
+class TestSubscriptionsPerConnection:
+    async def test_the_one_past_the_limit_gets_an_error_and_the_others_keep_running(self, settings, alice):
+        settings.WS_MAX_SUBSCRIPTIONS = 2
+        client = WSClient(token=token_for(alice))
+        await client.connect()
+        await client.subscribe(NOTIFICATIONS, op_id="1")
+        await client.subscribe(NOTIFICATIONS, op_id="2")
+        assert await client.nothing(timeout=0.3)
+        await client.subscribe(NOTIFICATIONS, op_id="3")
+        refused = await client.receive()
+        assert refused == {"id": "3", "type": "error", "payload": [{"message": "Subscription limit reached"}]}
+        # Completing one frees a slot.
+        await client.stop("1")
+        await client.subscribe(NOTIFICATIONS, op_id="4")
+        assert await client.nothing(timeout=0.3)
+        await client.close()
+
+    async def test_legacy_protocol_has_the_same_limit(self, settings, alice):
+        settings.WS_MAX_SUBSCRIPTIONS = 1
+        client = WSClient(token=token_for(alice), protocol="graphql-ws")
+        await client.connect()
+        await client.subscribe(NOTIFICATIONS, op_id="1")
+        await client.subscribe(NOTIFICATIONS, op_id="2")
+        refused = await client.receive()
+        assert refused == {"type": "error", "id": "2", "payload": {"message": "Subscription limit reached"}}
+        await client.close()
+
+    def test_default(self, settings):
+        assert settings.WS_MAX_SUBSCRIPTIONS == 20
+
+
+@pytest.mark.django_db(transaction=True)
+class TestFrameSize:
+    async def test_a_message_past_the_limit_closes_1009(self, settings):
+        settings.WS_MAX_MESSAGE_BYTES = 1000
+        client = WSClient()
+        assert (await client.connect())["type"] == "connection_ack"
+        query = "query Big { __typename " + "#" * 1000 + "\n }"
+        await client.send({"type": "subscribe", "id": "1", "payload": {"query": query}})
+        assert await client.receive_close() == 1009
+
+    async def test_a_message_under_the_limit_runs(self, settings):
+        settings.WS_MAX_MESSAGE_BYTES = 1000
+        client = WSClient()
+        await client.connect()
+        assert await client.execute(TYPENAME) == {"data": {"__typename": "Query"}}
+        await client.close()
+
+    def test_default(self, settings):
+        assert settings.WS_MAX_MESSAGE_BYTES == 64 * 1024
+
+
+@pytest.mark.django_db(transaction=True)
+class TestOrigins:
+    async def _handshake(self, origin: str | None) -> bool:
+        from channels.testing import WebsocketCommunicator
+
+        from backend.asgi import application
+
+        headers = [(b"host", b"127.0.0.1")]
+        if origin is not None:
+            headers.append((b"origin", origin.encode()))
+        communicator = WebsocketCommunicator(
+            application, "/graphql/", subprotocols=["graphql-transport-ws"], headers=headers
+        )
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    async def test_page_served_from_an_allowed_host(self):
+        assert await self._handshake("http://127.0.0.1:3000") is True
+        assert await self._handshake("https://localhost") is True
+
+    async def test_cors_origin_allowed(self, settings):
+        settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+        assert await self._handshake("https://app.example.com") is True
+
+    async def test_foreign_origin_refused(self, settings):
+        settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+        assert await self._handshake("https://evil.example.net") is False
+        assert await self._handshake("https://app.example.com.evil.net") is False
+        assert await self._handshake("null") is False
+
+    async def test_non_browser_client_without_origin_allowed(self):
+        assert await self._handshake(None) is True
+
+
+# --- Under a real daphne server -----------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def limited_daphne(tmp_path_factory):
+    """daphne with a small outgoing buffer limit (64 KiB), frame limit (8 KiB), init timeout (3 s);
+    yields (port, stderr log path)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"} and not k.startswith("DJANGO_")
+    }
+    folder = tmp_path_factory.mktemp("daphne-limits")
+    env.update(
+        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        WS_MAX_BUFFERED_BYTES=str(64 * 1024),
+        WS_MAX_MESSAGE_BYTES=str(8 * 1024),
+        WS_CONNECTION_INIT_TIMEOUT="3",
+    )
+    port = _free_port()
+    log = folder / "daphne.log"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "backend.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "daphne did not start"
+                time.sleep(0.1)
+        yield port, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _client_frame(text: str) -> bytes:
+    """A masked text frame, as a client must send it (RFC 6455 5.3)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytes([0x81])
+    if len(payload) < 126:
+        header += bytes([0x80 | len(payload)])
+    elif len(payload) < 65536:
+        header += bytes([0x80 | 126]) + struct.pack("!H", len(payload))
+    else:
+        header += bytes([0x80 | 127]) + struct.pack("!Q", len(payload))
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+def _raw_websocket(port: int, receive_buffer: int = 4096) -> socket.socket:
+    """A graphql-transport-ws socket opened by hand, with a tiny receive buffer, that
+    the test never reads from: the client that stopped reading."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /graphql/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)  # byte by byte: nothing past the handshake is read
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+# A few hundred lines of schema description per answer: tens of KiB each.
+BIG_ANSWER = "query Big { __schema { types { name description fields { name description args { name } } } } }"
+
+
+@pytest.mark.slow
+class TestSlowClientUnderDaphne:
+    async def test_a_client_that_stops_reading_is_cut_off_while_another_keeps_receiving(self, limited_daphne):
+        port, log = limited_daphne
+        url = f"ws://127.0.0.1:{port}/graphql/"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"], open_timeout=5) as reader:
+            await reader.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await reader.recv())["type"] == "connection_ack"
+
+            stalled = _raw_websocket(port)
+            stalled.sendall(_client_frame(json.dumps({"type": "connection_init", "payload": {}})))
+            # Ask for far more than the kernel buffers and the 64 KiB limit can hold.
+            for i in range(150):
+                message = {"type": "subscribe", "id": str(i), "payload": {"query": BIG_ANSWER}}
+                stalled.sendall(_client_frame(json.dumps(message)))
+
+            # The reading client is served all along, before and after the cut-off.
+            answered = 0
+            cut_off_at = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (cut_off_at is None or answered < 20):
+                op = f"r{answered}"
+                await reader.send(json.dumps({"type": "subscribe", "id": op, "payload": {"query": TYPENAME}}))
+                async with asyncio.timeout(5):
+                    assert json.loads(await reader.recv()) == {
+                        "id": op,
+                        "type": "next",
+                        "payload": {"data": {"__typename": "Query"}},
+                    }
+                    assert json.loads(await reader.recv()) == {"id": op, "type": "complete"}
+                answered += 1
+                if cut_off_at is None and b"websocket client not reading" in log.read_bytes():
+                    cut_off_at = answered
+                    answered = 0
+                await asyncio.sleep(0.05)
+            assert cut_off_at is not None, log.read_text()[-2000:]
+            assert answered >= 20
+
+            # daphne refused to hold more than the limit (plus one answer) for it ...
+            line = next(x for x in log.read_text().splitlines() if "websocket client not reading" in x)
+            backlog = int(line.split("not reading: ")[1].split(" bytes")[0])
+            assert 64 * 1024 < backlog < 64 * 1024 + 512 * 1024, line
+            # ... and dropped the connection: draining what the kernel holds ends in EOF/reset.
+            stalled.settimeout(5)
+            received, closed = 0, False
+            try:
+                while True:
+                    chunk = stalled.recv(65536)
+                    if not chunk:
+                        closed = True
+                        break
+                    received += len(chunk)
+            except ConnectionResetError:
+                closed = True
+            except TimeoutError:
+                closed = False
+            stalled.close()
+            assert closed, f"socket still open after {received} bytes"
+            assert received < 150 * 20_000  # far less than was asked for
+
+    async def test_a_frame_past_the_limit_is_refused_with_1009(self, limited_daphne):
+        port, _ = limited_daphne
+        url = f"ws://127.0.0.1:{port}/graphql/"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"], open_timeout=5) as client:
+            await client.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await client.recv())["type"] == "connection_ack"
+            query = "query Big { __typename " + "#" * 9000 + "\n }"
+            await client.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": query}}))
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(5):
+                    await client.recv()
+            assert client.close_code == 1009
+
+    async def test_legacy_protocol_is_closed_after_the_init_timeout(self, limited_daphne):
+        # WS_CONNECTION_INIT_TIMEOUT=3 for this server; the close arrives by itself.
+        port, _ = limited_daphne
+        url = f"ws://127.0.0.1:{port}/graphql/"
+        started = time.monotonic()
+        async with websockets.connect(url, subprotocols=["graphql-ws"], open_timeout=5) as client:
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(8):
+                    await client.recv()
+            assert client.close_code == 4408
+        assert 2.5 < time.monotonic() - started < 7
