@@ -61,7 +61,7 @@ _KEY_NAMES = (
 # quoted value (JSON/GraphQL string with escapes) or a bare one.
 _KEY_VALUE = re.compile(
     rf"""(?P<key>["']?\b(?:{_KEY_NAMES})\b["']?\s*[:=]\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|(?:(?:Bearer|JWT|Basic)\s+)?[^\s"',;&})\]]+)""",
+    r"""(?!\[REDACTED\])(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|(?:(?:Bearer|JWT|Basic)\s+)?[^\s"',;&})\]]+)""",
     re.IGNORECASE,
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")

@@ -47,6 +47,10 @@ if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"] if DEBUG else [])
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", CORS_ALLOWED_ORIGINS)
+# CORS for the API only (not the admin); no credentials: the API authenticates with
+# the Authorization header (allowed by django-cors-headers' default headers), never cookies.
+CORS_URLS_REGEX = r"^/(graphql/?|api/.*)$"
+CORS_ALLOW_CREDENTIALS = False
 
 INSTALLED_APPS = [
     "daphne",

@@ -11,3 +11,7 @@ urlpatterns = [
     path("healthz", views.healthz),
     path("admin/", admin.site.urls),
 ]
+    path("api/uploads/", views.upload_attachment),
+    path("api/rooms/<path:room_id>/messages/", views.post_message),
+    path("api/attachments/<path:attachment_id>/download", views.download_attachment),
+    path("api/attachments/<path:attachment_id>/thumbnail", views.download_thumbnail),

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import logging
 import uuid
+from functools import wraps
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
-from django.http import JsonResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import DatabaseError, connection
+from django.http import FileResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+
+from chat import access, tokens
+from chat.errors import (
+    BadUserInput,
+    ChatError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthenticated,
+)
+from chat.models import Attachment, Message, User
+from chat.services import attachments
+
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> None:
@@ -42,3 +65,217 @@ async def healthz(request):
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
     )
+
+
+# --- REST shim ------------------------------------------------------------------------
+# Plain Django views for clients that cannot speak the GraphQL multipart request
+# spec. They authenticate with the same JWT (``Authorization: Bearer <token>``)
+# and call the same services as GraphQL. Only the token authenticates: the
+# session cookie (the admin's) is never read, which is why these views need no
+# CSRF token (a cross-site form cannot set an Authorization header).
+
+# Room for multipart boundaries, part headers and the text fields of a request.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _global_id(type_name: str, pk: int | None) -> str | None:
+    """The relay global ID GraphQL gives the same object (base64 of ``Type:pk``)."""
+    if pk is None:
+        return None
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+def _database_id(value: str | None, type_name: str) -> int | None:
+    """The database id in a numeric id or a global ID of ``type_name``; ``None`` for
+    anything else (which then answers like a missing object)."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, ValueError):
+        return None
+    kind, _, pk = decoded.partition(":")
+    return int(pk) if kind == type_name and pk.isdigit() else None
+
+
+def _error_response(error: ChatError) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": error.code, "message": error.message, **error.extensions}}, status=error.http_status
+    )
+    if isinstance(error, RateLimited):
+        response["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthenticated):
+        response["WWW-Authenticate"] = 'Bearer realm="chat"'
+    return response
+
+
+def api_view(*methods: str):
+    """A JSON API view: only ``methods``, the caller from the JWT (``None`` without
+    one) passed as ``actor``, domain errors as ``{"error": {"code", "message"}}``."""
+
+    def decorator(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = _error_response(MethodNotAllowed(f"Use {' or '.join(methods)}."))
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                actor = tokens.user_from_authorization(request.headers.get("Authorization"))
+                return view(request, actor, *args, **kwargs)
+            except ChatError as error:
+                return _error_response(error)
+            except RequestDataTooBig:
+                return _error_response(PayloadTooLarge("The request's form fields are too large."))
+            except (TooManyFilesSent, TooManyFieldsSent, MultiPartParserError) as error:
+                return _error_response(BadUserInput(f"Malformed multipart body: {type(error).__name__}."))
+            except DatabaseError:
+                logger.warning("database error in %s", request.path, exc_info=True)
+                return _error_response(ServiceUnavailable())
+            except Exception:
+                logger.exception("unexpected error in %s", request.path)
+                return _error_response(ChatError())
+
+        return wrapper
+
+    return decorator
+
+
+class MethodNotAllowed(ChatError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+    default_message = "Method not allowed."
+
+
+def _refuse_oversized_body(request, max_files: int) -> None:
+    """413 by ``Content-Length`` before the multipart body is parsed. (daphne has
+    read the body already; the proxy in front refuses it before it is sent.)"""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    limit = settings.MAX_UPLOAD_BYTES * max_files + MULTIPART_OVERHEAD
+    if length > limit:
+        raise PayloadTooLarge(
+            f"The request is {length} bytes; files are at most {settings.MAX_UPLOAD_BYTES} bytes each.",
+            maxBytes=settings.MAX_UPLOAD_BYTES,
+        )
+
+
+def attachment_json(attachment: Attachment, viewer: User) -> dict:
+    """An attachment as JSON, with the field names GraphQL uses."""
+    return {
+        "id": _global_id("Attachment", attachment.pk),
+        "databaseId": attachment.pk,
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "downloadUrl": attachments.download_path(viewer, attachment, attachments.DOWNLOAD),
+        "thumbnailUrl": attachments.download_path(viewer, attachment, attachments.THUMBNAIL),
+        "createdAt": attachment.created_at.isoformat(),
+    }
+
+
+def message_json(message: Message, viewer: User) -> dict:
+    """A message as JSON, with the field names GraphQL uses."""
+    sender = message.sender
+    return {
+        "id": _global_id("Message", message.pk),
+        "databaseId": message.pk,
+        "roomId": _global_id("Room", message.room_id),
+        "sender": sender
+        and {"id": _global_id("User", sender.pk), "username": sender.username, "displayName": sender.display_name},
+        "text": message.text,
+        "clientId": message.client_id,
+        "replyToId": _global_id("Message", message.reply_to_id),
+        "createdAt": message.created_at.isoformat(),
+        "attachments": [attachment_json(a, viewer) for a in message.attachments.order_by("pk")],
+    }
+
+
+@api_view("POST")
+def upload_attachment(request, actor):
+    """``POST /api/uploads/`` (multipart ``file``): 201 with the stored, unattached upload."""
+    access.require_user(actor)
+    _refuse_oversized_body(request, max_files=1)
+    uploads = request.FILES.getlist("file")
+    if len(uploads) != 1:
+        raise BadUserInput("Send exactly one file in the `file` field.", fields={"file": ["Exactly one file."]})
+    attachment = attachments.store_upload(actor, uploads[0])
+    return JsonResponse(attachment_json(attachment, actor), status=201)
+
+
+@api_view("POST")
+def post_message(request, actor, room_id: str):
+    """``POST /api/rooms/<roomId>/messages/`` (multipart ``text``, ``file``..., ``clientId``,
+    ``replyToId``): 201 with the message, delivered to subscribers like any other."""
+    access.require_user(actor)
+    room_pk = _database_id(room_id, "Room")
+    if room_pk is None:
+        raise NotFound("Room not found.")
+    _refuse_oversized_body(request, max_files=settings.MAX_FILES_PER_MESSAGE)
+    reply_to = request.POST.get("replyToId") or None
+    reply_to_pk = _database_id(reply_to, "Message") if reply_to else None
+    if reply_to and reply_to_pk is None:
+        raise BadUserInput("Unknown message.", fields={"replyToId": ["Not in this room."]})
+    message = attachments.send_message_with_files(
+        actor,
+        room_pk,
+        request.POST.get("text", ""),
+        uploads=request.FILES.getlist("file"),
+        client_id=request.POST.get("clientId") or None,
+        reply_to_id=reply_to_pk,
+    )
+    return JsonResponse(message_json(message, actor), status=201)
+
+
+class StreamedFileResponse(FileResponse):
+    """A ``FileResponse`` that also streams under ASGI.
+
+    Django serves a response with a synchronous iterator under ASGI by reading
+    it whole into memory first (``StreamingHttpResponse.__aiter__``); this one
+    reads one block at a time in a worker thread instead.
+    """
+
+    block_size = 64 * 1024
+
+    async def __aiter__(self):
+        chunks = iter(self.streaming_content)
+        while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, None)) is not None:
+            yield chunk
+
+
+def _serve(request, actor, attachment_id: str, kind: str):
+    pk = _database_id(attachment_id, "Attachment")
+    download = attachments.open_download(actor, pk, kind, signature=request.GET.get("sig"))
+    response = StreamedFileResponse(
+        download.file,
+        as_attachment=not download.inline,
+        filename=download.name,
+        content_type=download.content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were talked into rendering the bytes, they run no script.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Referrer-Policy"] = "no-referrer"
+    # Access is checked on every request: shared caches must not keep a copy.
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@api_view("GET")
+def download_attachment(request, actor, attachment_id: str):
+    """``GET /api/attachments/<id>/download``: the file, for members of its message's
+    room (and its uploader while unattached), with a JWT or a signed ``?sig=``. Anyone
+    else gets the same 404 as for a missing file."""
+    return _serve(request, actor, attachment_id, attachments.DOWNLOAD)
+
+
+@api_view("GET")
+def download_thumbnail(request, actor, attachment_id: str):
+    """``GET /api/attachments/<id>/thumbnail``: an image's thumbnail, like ``download``."""
+    return _serve(request, actor, attachment_id, attachments.THUMBNAIL)

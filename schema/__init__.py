@@ -13,6 +13,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
+from schema.attachments.mutations import AttachmentMutations
 from schema.errors import TypedErrors
 from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
@@ -38,7 +39,7 @@ def _merge(name: str, types: tuple[type, ...]):
 
 
 Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, NodeQueries))
-Mutation = _merge("Mutation", (AccountMutations, RoomMutations, MessageMutations, EventMutations))
+Mutation = _merge("Mutation", (AccountMutations, RoomMutations, MessageMutations, EventMutations, AttachmentMutations))
 Subscription = _merge("Subscription", (EventSubscriptions,))
 
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import strawberry
 import strawberry_django
+from strawberry.file_uploads import Upload
 from strawberry.types import Info
 from strawberry_django.optimizer import optimize
 
 from chat.models import Message
-from chat.services import messages
+from chat.services import attachments, messages
 from schema.context import signed_in_user
 from schema.global_ids import decode_id
 from schema.messages.types import MessageType
@@ -34,6 +35,14 @@ class SendMessageInput:
         default_factory=list,
         description="Your own uploads (`uploadAttachment`) not yet attached to a message; at most 10 by default.",
     )
+    files: list[Upload] | None = strawberry.field(
+        default=None,
+        description=(
+            "Files to upload and attach in the same request (GraphQL multipart request spec), checked like "
+            "`uploadAttachment`; together with `attachmentIds` at most 10 by default. If one is refused, "
+            "nothing is stored and no message is sent."
+        ),
+    )
 
 
 def refetch_message(info: Info, pk: int) -> Message:
@@ -45,18 +54,21 @@ class MessageMutations:
     @strawberry_django.mutation(
         description=(
             "Send a message to a room you are a member of. Errors: NOT_FOUND (room), BAD_USER_INPUT (text, "
-            "replyToId, attachmentIds, clientId reused in another room), RATE_LIMITED."
+            "replyToId, attachmentIds, clientId reused in another room, a corrupt image in `files`), RATE_LIMITED; "
+            "for `files` also PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE."
         )
     )
     def send_message(self, info: Info, input: SendMessageInput) -> MessageType:
-        message = messages.send_message(
-            signed_in_user(info),
-            decode_id(input.room_id, "Room", "roomId"),
-            input.text,
-            client_id=input.client_id,
-            reply_to_id=decode_id(input.reply_to_id, "Message", "replyToId") if input.reply_to_id else None,
-            attachment_ids=[decode_id(a, "Attachment", "attachmentIds") for a in input.attachment_ids],
-        )
+        actor, room_id = signed_in_user(info), decode_id(input.room_id, "Room", "roomId")
+        arguments = {
+            "client_id": input.client_id,
+            "reply_to_id": decode_id(input.reply_to_id, "Message", "replyToId") if input.reply_to_id else None,
+            "attachment_ids": [decode_id(a, "Attachment", "attachmentIds") for a in input.attachment_ids],
+        }
+        if input.files:
+            message = attachments.send_message_with_files(actor, room_id, input.text, input.files, **arguments)
+        else:
+            message = messages.send_message(actor, room_id, input.text, **arguments)
         return refetch_message(info, message.pk)
 
     @strawberry_django.mutation(description="Change the text of your own message; sets `editedAt`.")
