@@ -192,6 +192,12 @@ MESSAGE_MAX_LENGTH = 4000
 PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
 EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
+# Real time: how often a subscription compares its positions with the rooms' latest
+# event (repairs a dropped last event); presence entries expire unless an open
+# socket's heartbeat refreshes them (a crashed process leaves nobody online for long).
+REALTIME_CHECK_INTERVAL = float(os.environ.get("REALTIME_CHECK_INTERVAL", "5"))
+PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT", 30)
+PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client
 # address for anonymous callers). Cache-backed, so they hold across processes.

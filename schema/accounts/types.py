@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from chat import access, tokens
 from chat.models import User
+from chat.services import presence
 from schema.context import viewer
 
 
@@ -36,6 +37,15 @@ class UserType(relay.Node):
     @strawberry_django.field(only=["is_staff"], description="Whether the user is a staff member of this server.")
     def is_staff(self, root: User) -> bool:
         return root.is_staff
+
+    @strawberry_django.field(
+        only=["id"],
+        description=(
+            "Whether the user has at least one open WebSocket (live changes: `PresenceChanged` on `roomEvents`)."
+        ),
+    )
+    def is_online(self, root: User) -> bool:
+        return presence.is_online(root.pk)
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[User], info: Info, **kwargs) -> QuerySet[User]:

@@ -4,12 +4,17 @@ notifications, typing and presence, resume, and groups left behind."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import OperationalError, close_old_connections
+from django.test import AsyncClient
 
-from chat.models import Room, User
+from chat.models import Message, Room, User
+from chat.services import messages as message_services
 from chat.services import rooms as room_services
 from schema.events.types import clear_caches
 from schema.global_ids import encode_id
@@ -245,4 +250,296 @@ class TestDelivery:
         op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room), "after": hello["cursor"]})
         [bye] = await events_of(client, op, 1)
         assert bye["message"]["text"] == "bye" and bye["message"]["sender"] is None
+        await client.close()
+
+    async def test_rest_sent_messages_are_delivered(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        token = await sync_to_async(token_for)(alice)
+        response = await AsyncClient().post(
+            f"/api/rooms/{rid(room)}/messages/", {"text": "via REST"}, headers={"Authorization": f"JWT {token}"}
+        )
+        assert response.status_code == 201, response.content
+        [event] = await events_of(client, op, 1)
+        assert event["__typename"] == "MessageAdded" and event["message"]["text"] == "via REST"
+        await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestFollowingMembership:
+    async def test_rooms_joined_while_subscribed_are_picked_up(self, protocol, alice, bob, carol, api):
+        public = await sync_to_async(room_services.create_room)(alice, "public")
+        private = await sync_to_async(room_services.create_room)(alice, "private", is_private=True)
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"user.{bob.pk}")
+
+        await api(JOIN_ROOM, {"roomId": rid(public)}, bob)
+        [joined] = await events_of(client, op, 1)
+        assert joined["__typename"] == "MemberJoined" and joined["room"]["id"] == rid(public)
+        assert joined["user"] == {"username": "bob"} and joined["by"] is None and joined["role"] == "MEMBER"
+        await api(SEND_MESSAGE, {"roomId": rid(public), "text": "in public"}, alice)
+        assert texts(await events_of(client, op, 1)) == ["in public"]
+
+        await api(ADD_MEMBER, {"roomId": rid(private), "userId": uid(bob)}, alice)
+        [added] = await events_of(client, op, 1)
+        assert added["__typename"] == "MemberJoined" and added["room"]["id"] == rid(private)
+        assert added["by"] == {"username": "alice"}
+        await api(SEND_MESSAGE, {"roomId": rid(private), "text": "in private"}, alice)
+        assert texts(await events_of(client, op, 1)) == ["in private"]
+
+        direct = (await api(START_DIRECT_CHAT, {"userId": uid(bob)}, carol))["startDirectChat"]
+        # From bob's own join on: carol's join came before it.
+        [joined] = await events_of(client, op, 1)
+        assert (joined["__typename"], joined["user"]["username"]) == ("MemberJoined", "bob")
+        assert joined["by"] == {"username": "carol"} and joined["room"]["id"] == direct["id"]
+        await api(SEND_MESSAGE, {"roomId": direct["id"], "text": "hi bob"}, carol)
+        assert texts(await events_of(client, op, 1)) == ["hi bob"]
+        await silent(client)
+        await client.close()
+
+    @pytest.mark.parametrize("how", ["leave", "removed", "deleted"])
+    async def test_a_room_left_removed_or_deleted_is_dropped_after_its_last_event(
+        self, protocol, how, room, alice, bob, api
+    ):
+        other = await sync_to_async(room_services.create_room)(alice, "other")
+        await sync_to_async(room_services.join_room)(bob, other.pk)
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"room.{room.pk}")
+
+        if how == "leave":
+            await api(LEAVE_ROOM, {"roomId": rid(room)}, bob)
+        elif how == "removed":
+            await api(REMOVE_MEMBER, {"roomId": rid(room), "userId": uid(bob)}, alice)
+        else:
+            await api(DELETE_ROOM, {"roomId": rid(room)}, alice)
+        [last] = await events_of(client, op, 1)
+        if how == "deleted":
+            assert last["__typename"] == "RoomDeleted"
+        else:
+            assert last["__typename"] == "MemberLeft" and last["user"] == {"username": "bob"}
+            assert last["reason"] == ("LEFT" if how == "leave" else "REMOVED")
+        assert last["room"]["id"] == rid(room)
+        assert await group_size(f"room.{room.pk}") == 0
+        if how != "deleted":
+            await api(SEND_MESSAGE, {"roomId": rid(room), "text": "not for bob"}, alice)
+        await api(SEND_MESSAGE, {"roomId": rid(other), "text": "still for bob"}, alice)
+        [event] = await events_of(client, op, 1)
+        assert event["message"]["text"] == "still for bob"
+        await silent(client)
+        await client.close()
+
+    async def test_a_one_room_subscription_completes_after_leaving(self, protocol, room, alice, bob, api):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        await api(LEAVE_ROOM, {"roomId": rid(room)}, bob)
+        [last] = await events_of(client, op, 1)
+        assert last["__typename"] == "MemberLeft"
+        done = await client.receive()
+        assert done == {"type": "complete", "id": op}
+        await client.close()
+
+
+async def send_concurrently(room: Room, senders: list[User], per_sender: int) -> list[str]:
+    """Send ``per_sender`` messages from each sender at once, each in its own thread."""
+
+    def send(sender: User, text: str) -> None:
+        # pytest-django's in-memory SQLite (shared cache) answers a concurrent
+        # writer "table is locked" at once instead of waiting: retry like a client.
+        for _ in range(200):
+            try:
+                message_services.send_message(sender, room.pk, text)
+                return
+            except OperationalError as error:
+                if "locked" not in str(error):
+                    raise
+                time.sleep(0.005)
+        raise AssertionError("could not send")
+
+    def run(sender: User):
+        try:
+            for i in range(per_sender):
+                send(sender, f"{sender.username}-{i}")
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in senders]
+    await sync_to_async(lambda: [t.start() for t in threads] and [t.join() for t in threads])()
+    return [f"{s.username}-{i}" for s in senders for i in range(per_sender)]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestResume:
+    async def test_every_missed_message_once_and_in_order(self, protocol, settings, room, alice, bob, carol):
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "send_message": (1000, 10)}
+        await sync_to_async(room_services.join_room)(carol, room.pk)
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "before")
+        [before] = await events_of(client, op, 1)
+        await client.close()
+
+        sent = await send_concurrently(room, [alice, carol], 50)
+
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"after": before["cursor"]})
+        replayed = await events_of(client, op, 100)
+        assert sorted(texts(replayed)) == sorted(sent)  # every one, once
+        assert [e["seq"] for e in replayed] == list(range(before["seq"] + 1, before["seq"] + 101))
+        stored = await sync_to_async(list)(
+            Message.objects.filter(room=room).exclude(text="before").order_by("pk").values_list("text", flat=True)
+        )
+        for name in ("alice", "carol"):  # each sender's order kept
+            assert [t for t in texts(replayed) if t.startswith(name)] == [f"{name}-{i}" for i in range(50)]
+        assert set(stored) == set(sent)
+        # Then live, with no gap and no duplicate.
+        await sync_to_async(message_services.send_message)(alice, room.pk, "after")
+        [after] = await events_of(client, op, 1)
+        assert after["message"]["text"] == "after" and after["seq"] == before["seq"] + 101
+        await silent(client)
+        await client.close()
+
+    async def test_resume_while_others_are_sending(self, protocol, settings, room, alice, bob, carol):
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "send_message": (1000, 10)}
+        await sync_to_async(room_services.join_room)(carol, room.pk)
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "start")
+        [start] = await events_of(client, op, 1)
+        await client.close()
+        await send_concurrently(room, [alice], 10)
+
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room), "after": start["cursor"]})
+        sending = asyncio.ensure_future(send_concurrently(room, [alice, carol], 15))
+        received = await events_of(client, op, 40, timeout=15)
+        await sending
+        assert [e["seq"] for e in received] == list(range(start["seq"] + 1, start["seq"] + 41))
+        await silent(client)
+        await client.close()
+
+    async def test_rooms_joined_since_the_cursor_replay_from_the_join(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "seen")
+        [seen] = await events_of(client, op, 1)
+        await client.close()
+
+        later = await sync_to_async(room_services.create_room)(alice, "later")
+        await sync_to_async(message_services.send_message)(alice, later.pk, "before bob joined")
+        await sync_to_async(room_services.join_room)(bob, later.pk)
+        await sync_to_async(message_services.send_message)(alice, later.pk, "after bob joined")
+        await sync_to_async(room_services.leave_room)(bob, room.pk)
+        await sync_to_async(message_services.send_message)(alice, room.pk, "after bob left")
+
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"after": seen["cursor"]})
+        joined, message = await events_of(client, op, 2)
+        assert (joined["__typename"], joined["room"]["name"]) == ("MemberJoined", "later")
+        assert message["message"]["text"] == "after bob joined"
+        await silent(client)
+        await client.close()
+
+    async def test_a_bad_cursor_is_bad_user_input(self, protocol, room, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"after": "nonsense"})
+        error = await subscription_error(client, op)
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        await client.close()
+
+
+class DroppingLayer:
+    """Makes the channel layer lose chosen group messages, as channels_redis does under load."""
+
+    def __init__(self, monkeypatch, drop):
+        layer = get_channel_layer()
+        original = layer.group_send
+        self.dropped = []
+
+        async def group_send(group, message):
+            if message.get("type") == "chat.event" and drop(message):
+                self.dropped.append(message["seq"])
+                return
+            await original(group, message)
+
+        monkeypatch.setattr(layer, "group_send", group_send)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestGapFilling:
+    async def test_lost_messages_are_filled_in_order_exactly_once(self, protocol, monkeypatch, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"room.{room.pk}")
+        layer = DroppingLayer(monkeypatch, lambda m: m["seq"] % 3 == 0)  # every third
+        for i in range(12):
+            await sync_to_async(message_services.send_message)(alice, room.pk, f"m{i}")
+        received = await events_of(client, op, 12)
+        assert texts(received) == [f"m{i}" for i in range(12)]
+        assert [e["seq"] for e in received] == list(range(3, 15))
+        assert layer.dropped  # it really lost some
+        await silent(client)
+        await client.close()
+
+    async def test_a_lost_last_message_arrives_within_the_check_interval(
+        self, protocol, settings, monkeypatch, room, alice, bob
+    ):
+        settings.REALTIME_CHECK_INTERVAL = 0.5
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"room.{room.pk}")
+        DroppingLayer(monkeypatch, lambda m: True)
+        await sync_to_async(message_services.send_message)(alice, room.pk, "lost")
+        [event] = await events_of(client, op, 1, timeout=3)
+        assert event["message"]["text"] == "lost"
+        await silent(client, 0.8)
+        await client.close()
+
+    async def test_a_lost_join_and_leave_are_repaired_by_the_check(self, protocol, settings, monkeypatch, alice, bob):
+        settings.REALTIME_CHECK_INTERVAL = 0.5
+        other = await sync_to_async(room_services.create_room)(alice, "other")
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS)
+        await until_listening(f"user.{bob.pk}")
+        DroppingLayer(monkeypatch, lambda m: m["kind"] in {"MemberJoined", "MemberLeft"})
+        await sync_to_async(room_services.join_room)(bob, other.pk)
+        [joined] = await events_of(client, op, 1, timeout=3)
+        assert joined["__typename"] == "MemberJoined" and joined["room"]["name"] == "other"
+        await sync_to_async(room_services.leave_room)(bob, other.pk)
+        [left] = await events_of(client, op, 1, timeout=3)
+        assert left["__typename"] == "MemberLeft"
+        await client.close()
+
+    async def test_an_event_arriving_early_fills_the_gap_first(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+
+        def record_without_publishing(n):
+            from django.db import transaction
+
+            from chat import events
+
+            with transaction.atomic():
+                locked = events.lock_room(room.pk)
+                for i in range(n):
+                    message = Message.objects.create(room=locked, sender=alice, text=f"quiet{i}")
+                    last = events.record_event(
+                        locked, "MessageAdded", {"message": events.message_snapshot(message)}, actor=alice
+                    )
+                transaction.get_connection().run_on_commit = []  # publish nothing
+            return events.event_message(last)
+
+        last = await sync_to_async(record_without_publishing)(3)
+        await get_channel_layer().group_send(f"room.{room.pk}", last)  # only the last one arrives live
+        received = await events_of(client, op, 3)
+        assert texts(received) == ["quiet0", "quiet1", "quiet2"]
+        await get_channel_layer().group_send(f"room.{room.pk}", last)  # a duplicate: dropped
+        await silent(client)
         await client.close()
