@@ -543,3 +543,165 @@ class TestGapFilling:
         await get_channel_layer().group_send(f"room.{room.pk}", last)  # a duplicate: dropped
         await silent(client)
         await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestTyping:
+    async def test_others_see_typing_the_typist_does_not(self, protocol, room, alice, bob, carol, api, agql):
+        bob_ws, alice_ws = await connect(bob, protocol), await connect(alice, protocol)
+        bob_op = await bob_ws.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        alice_op = await alice_ws.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}", 2)
+        assert await api(SET_TYPING, {"roomId": rid(room), "typing": True}, alice) == {"setTyping": True}
+        [event] = await events_of(bob_ws, bob_op, 1)
+        assert event["__typename"] == "TypingChanged" and event["seq"] is None
+        assert event["user"] == {"username": "alice"} and event["typing"] is True
+        assert event["room"]["id"] == rid(room)
+        await silent(alice_ws)
+        # Non-members cannot type into a room (and nobody hears anything).
+        body = await agql(SET_TYPING, {"roomId": rid(room), "typing": True}, user=carol)
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        await silent(bob_ws)
+        assert alice_op
+        await bob_ws.close()
+        await alice_ws.close()
+
+    async def test_typing_is_throttled_per_user_and_room(self, protocol, settings, room, alice, bob, agql, api):
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, "set_typing": (2, 10)}
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        for typing in (True, False):
+            await api(SET_TYPING, {"roomId": rid(room), "typing": typing}, alice)
+        body = await agql(SET_TYPING, {"roomId": rid(room), "typing": True}, user=alice)
+        assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert [e["typing"] for e in await events_of(client, op, 2)] == [True, False]
+        await silent(client)
+        # Another room of alice's is not throttled by this one.
+        other = await sync_to_async(room_services.create_room)(alice, "other")
+        await api(SET_TYPING, {"roomId": rid(other), "typing": True}, alice)
+        await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestPresence:
+    async def test_online_while_a_socket_is_open_offline_after_the_last_closes(self, protocol, room, alice, bob, api):
+        watcher = await connect(bob, protocol)
+        op = await watcher.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        assert (await api(IS_ONLINE, {"id": uid(alice)}, bob))["node"]["isOnline"] is False
+
+        first = await connect(alice, protocol)
+        second = await connect(alice, protocol)
+        payload = await watcher.next(op)
+        event = payload["data"]["roomEvents"]
+        assert event["__typename"] == "PresenceChanged" and event["user"] == {"username": "alice"}
+        assert event["online"] is True
+        assert await watcher.nothing(0.3)  # the second socket changes nothing
+        node = (await api(IS_ONLINE, {"id": uid(alice)}, bob))["node"]
+        assert node["isOnline"] is True and node["lastSeenAt"] is not None
+
+        await first.close()
+        assert await watcher.nothing(0.3)
+        assert (await api(IS_ONLINE, {"id": uid(alice)}, bob))["node"]["isOnline"] is True
+        await second.close()
+        event = (await watcher.next(op))["data"]["roomEvents"]
+        assert (event["__typename"], event["online"]) == ("PresenceChanged", False)
+        assert (await api(IS_ONLINE, {"id": uid(alice)}, bob))["node"]["isOnline"] is False
+        await watcher.close()
+
+    async def test_a_crashed_process_does_not_leave_users_online(self, protocol, settings, alice):
+        from chat.services import presence
+
+        settings.PRESENCE_TTL = 0.3
+        await sync_to_async(presence.connect_socket)(alice, "socket-of-a-process-that-died")
+        assert await sync_to_async(presence.is_online)(alice.pk)
+        await asyncio.sleep(0.4)  # no heartbeat, no close
+        assert not await sync_to_async(presence.is_online)(alice.pk)
+
+
+async def groups_of() -> dict[str, int]:
+    layer = get_channel_layer()
+    return {group: len(channels) for group, channels in layer.groups.items() if channels}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestGroups:
+    async def test_no_group_left_behind_after_disconnect(self, protocol, room, alice, bob):
+        layer = get_channel_layer()
+        if not hasattr(layer, "groups"):
+            pytest.skip("inspects the in-memory layer")
+        client = await connect(bob, protocol)
+        await client.subscribe(ROOM_EVENTS)
+        await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await client.subscribe(MESSAGE_ADDED)
+        await client.subscribe(NOTIFICATIONS)
+        await until_listening(f"room.{room.pk}")
+        await asyncio.sleep(0.2)
+        groups = await groups_of()
+        assert {g: n for g, n in groups.items() if not g.startswith("auth.")} == {
+            f"room.{room.pk}": 1,
+            f"user.{bob.pk}": 1,
+        }
+        await client.close()
+        assert await groups_of() == {}  # every group of the socket, the auth one included
+
+    async def test_closing_one_subscription_keeps_the_other(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        all_rooms = await client.subscribe(ROOM_EVENTS)
+        one_room = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        await asyncio.sleep(0.2)
+        await client.stop(one_room)
+        if protocol == "graphql-ws":
+            assert (await client.receive()) == {"type": "complete", "id": one_room}
+        await asyncio.sleep(0.1)
+        assert await group_size(f"room.{room.pk}") == 1
+        await sync_to_async(message_services.send_message)(alice, room.pk, "still here")
+        [event] = await events_of(client, all_rooms, 1)
+        assert event["message"]["text"] == "still here"
+        await silent(client)
+        await client.close()
+
+    async def test_two_subscriptions_on_one_socket_see_only_their_rooms(self, protocol, room, alice, bob):
+        other = await sync_to_async(room_services.create_room)(alice, "other")
+        await sync_to_async(room_services.join_room)(bob, other.pk)
+        client = await connect(bob, protocol)
+        first = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+        second = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(other)})
+        await until_listening(f"room.{other.pk}")
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "for first")
+        await sync_to_async(message_services.send_message)(alice, other.pk, "for second")
+        got = {}
+        for _ in range(2):
+            message = await client.receive()
+            got.setdefault(message["id"], []).append(message["payload"]["data"]["messageAdded"]["message"]["text"])
+        assert got == {first: ["for first"], second: ["for second"]}
+        assert await client.nothing(0.3)
+        await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestNotifications:
+    async def test_mentions_additions_and_direct_chats(self, protocol, alice, bob, api):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(NOTIFICATIONS)
+        await until_listening(f"user.{bob.pk}")
+        private = await sync_to_async(room_services.create_room)(alice, "private", is_private=True)
+        await api(ADD_MEMBER, {"roomId": rid(private), "userId": uid(bob)}, alice)
+        added = (await client.next(op))["data"]["notifications"]
+        assert added == {
+            "kind": "ADDED_TO_ROOM",
+            "room": {"id": rid(private), "name": "private"},
+            "by": {"username": "alice"},
+            "message": None,
+        }
+        await api(SEND_MESSAGE, {"roomId": rid(private), "text": "hey @bob"}, alice)
+        mentioned = (await client.next(op))["data"]["notifications"]
+        assert mentioned["kind"] == "MENTIONED" and mentioned["message"] == {"text": "hey @bob"}
+        direct = (await api(START_DIRECT_CHAT, {"userId": uid(bob)}, alice))["startDirectChat"]
+        started = (await client.next(op))["data"]["notifications"]
+        assert started["kind"] == "DIRECT_CHAT_STARTED" and started["room"]["id"] == direct["id"]
+        assert await client.nothing(0.3)
+        await client.close()
