@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate run test lint format bench bench-quick test-e2e clean
+.PHONY: install migrate run test lint format bench bench-quick test-e2e schema clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Export the GraphQL SDL to schema.graphql (committed; tests/schema/test_sdl.py checks it).
+schema: install
+	$(PY) scripts/export_schema.py
+
+# Real clients (Apollo, graphql-ws, subscriptions-transport-ws, a multipart
+# client, the graphql-http audit, chromium via playwright-core) against live
+# daphne servers the tests start; see tests/e2e/README.md.
+test-e2e: install
+	bash tests/e2e/scripts/ensure-chromium.sh
+	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/e2e && npm test
 
 # Benchmarks against a bare Channels floor (README, "Benchmarks"):
 # `bench` is the full run in both modes (minutes), `bench-quick` a small run

@@ -1,0 +1,750 @@
+// The web chat: plain JavaScript, no build step. GraphQL over HTTP for queries
+// and mutations, the graphql-transport-ws protocol over the browser's own
+// WebSocket for the live `roomEvents` subscription, and the REST shim for image
+// uploads. Everything the user sees is written with textContent (never HTML).
+
+const GRAPHQL_URL = '/graphql/';
+const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql/`;
+const PAGE_SIZE = 30;
+const TYPING_REFRESH_MS = 3000; // re-send "typing" while the user keeps typing
+const TYPING_IDLE_MS = 4000; // then "stopped" after this much quiet
+const TYPING_SHOWN_MS = 6000; // a remote "typing" without a "stopped" fades after this
+
+const USER_FIELDS = 'id username displayName';
+const MESSAGE_FIELDS = `
+  id text clientId createdAt editedAt isDeleted
+  sender { ${USER_FIELDS} }
+  room { id }
+  attachments { id name contentType width height downloadUrl thumbnailUrl }`;
+const ROOM_FIELDS = 'id name topic kind isPrivate memberCount unreadCount myRole';
+
+const Q = {
+  login: `mutation Login($username: String!, $password: String!) {
+    tokenAuth(username: $username, password: $password) { token refreshToken user { ${USER_FIELDS} } } }`,
+  register: `mutation Register($input: RegisterInput!) {
+    register(input: $input) { token refreshToken user { ${USER_FIELDS} } } }`,
+  refresh: `mutation Refresh($refreshToken: String!) {
+    refreshToken(refreshToken: $refreshToken) { token refreshToken } }`,
+  revoke: `mutation Revoke($refreshToken: String!) { revokeToken(refreshToken: $refreshToken) { revoked } }`,
+  me: `query Me { me { ${USER_FIELDS} } }`,
+  rooms: `query Rooms { rooms(first: 100) { edges { node { ${ROOM_FIELDS} } } } }`,
+  room: `query Room($id: ID!) { room(id: $id) { ${ROOM_FIELDS}
+    members { role user { ${USER_FIELDS} isOnline } } } }`,
+  messages: `query History($roomId: ID!, $first: Int!, $after: String) {
+    messages(roomId: $roomId, first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor } edges { node { ${MESSAGE_FIELDS} } } } }`,
+  createRoom: `mutation CreateRoom($input: CreateRoomInput!) { createRoom(input: $input) { ${ROOM_FIELDS} } }`,
+  joinRoom: `mutation JoinRoom($roomId: ID!) { joinRoom(roomId: $roomId) { ${ROOM_FIELDS} } }`,
+  send: `mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { ${MESSAGE_FIELDS} } }`,
+  edit: `mutation Edit($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { ${MESSAGE_FIELDS} } }`,
+  remove: `mutation Delete($id: ID!) { deleteMessage(id: $id) { ${MESSAGE_FIELDS} } }`,
+  markRead: `mutation MarkRead($roomId: ID!, $messageId: ID!) {
+    markRead(roomId: $roomId, messageId: $messageId) { id unreadCount } }`,
+  typing: `mutation Typing($roomId: ID!, $typing: Boolean!) { setTyping(roomId: $roomId, typing: $typing) }`,
+  events: `subscription Events($after: String) {
+    roomEvents(after: $after) {
+      __typename cursor
+      room { id name topic }
+      ... on MessageAdded { message { ${MESSAGE_FIELDS} } }
+      ... on MessageEdited { message { ${MESSAGE_FIELDS} } }
+      ... on MessageDeleted { message { ${MESSAGE_FIELDS} } }
+      ... on MemberJoined { user { ${USER_FIELDS} } }
+      ... on MemberLeft { user { ${USER_FIELDS} } }
+      ... on TypingChanged { user { ${USER_FIELDS} } typing }
+      ... on PresenceChanged { user { ${USER_FIELDS} } online }
+    } }`,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+const nameOf = (user) => (user ? user.displayName || user.username : 'deleted user');
+
+// --- Session: tokens in localStorage, refreshed before they expire -------------------
+
+const session = {
+  get token() { return localStorage.getItem('chat.token'); },
+  get refreshToken() { return localStorage.getItem('chat.refreshToken'); },
+  save(token, refreshToken) {
+    localStorage.setItem('chat.token', token);
+    localStorage.setItem('chat.refreshToken', refreshToken);
+  },
+  clear() {
+    localStorage.removeItem('chat.token');
+    localStorage.removeItem('chat.refreshToken');
+  },
+  expiresAt() {
+    try {
+      const payload = JSON.parse(atob(this.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      return payload.exp * 1000;
+    } catch {
+      return 0;
+    }
+  },
+};
+
+class GraphQLError extends Error {
+  constructor(errors) {
+    super(errors.map((e) => e.message).join('; '));
+    this.code = errors[0]?.extensions?.code;
+    this.errors = errors;
+  }
+}
+
+async function post(query, variables, token) {
+  const headers = {
+    'Content-Type': 'application/json',
+    Accept: 'application/graphql-response+json, application/json;q=0.9',
+  };
+  if (token) headers.Authorization = `JWT ${token}`;
+  const response = await fetch(GRAPHQL_URL, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+  const body = await response.json().catch(() => ({ errors: [{ message: `HTTP ${response.status}` }] }));
+  if (body.errors?.length) throw new GraphQLError(body.errors);
+  return body.data;
+}
+
+let refreshing = null;
+
+/** A new access token from the refresh token (one request at a time). */
+function refreshTokens() {
+  refreshing ??= (async () => {
+    try {
+      const data = await post(Q.refresh, { refreshToken: session.refreshToken });
+      session.save(data.refreshToken.token, data.refreshToken.refreshToken);
+    } catch (error) {
+      signOut();
+      throw error;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+/** A valid access token: refreshed first when it expires within 10 s. */
+async function freshToken() {
+  if (session.token && session.expiresAt() - Date.now() < 10_000) await refreshTokens();
+  return session.token;
+}
+
+/** Runs an operation as the signed-in user; refreshes once on UNAUTHENTICATED. */
+async function gql(query, variables = {}) {
+  try {
+    return await post(query, variables, await freshToken());
+  } catch (error) {
+    if (error.code !== 'UNAUTHENTICATED' || !session.refreshToken) throw error;
+    await refreshTokens();
+    return post(query, variables, session.token);
+  }
+}
+
+// --- Live events: graphql-transport-ws over the browser's WebSocket -------------------
+
+class LiveEvents {
+  constructor(onEvent, onStatus) {
+    this.onEvent = onEvent;
+    this.onStatus = onStatus;
+    this.cursor = null; // the latest cursor: a reconnect resumes after it, without loss
+    this.retry = 0;
+    this.stopped = true;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.socket?.close(1000, 'bye');
+    this.socket = null;
+  }
+
+  async connect() {
+    let token;
+    try {
+      token = await freshToken();
+    } catch {
+      return; // signed out
+    }
+    if (this.stopped) return;
+    const socket = new WebSocket(WS_URL, 'graphql-transport-ws');
+    this.socket = socket;
+    socket.onopen = () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authToken: token } }));
+    socket.onmessage = (frame) => this.receive(socket, JSON.parse(frame.data));
+    socket.onclose = (event) => this.closed(socket, event);
+  }
+
+  receive(socket, message) {
+    switch (message.type) {
+      case 'connection_ack':
+        this.retry = 0;
+        this.onStatus(true);
+        socket.send(JSON.stringify({
+          id: 'events',
+          type: 'subscribe',
+          payload: { query: Q.events, variables: { after: this.cursor } },
+        }));
+        break;
+      case 'next':
+        if (message.payload.errors?.length) {
+          console.warn('roomEvents error', message.payload.errors);
+          return;
+        }
+        this.cursor = message.payload.data.roomEvents.cursor ?? this.cursor;
+        this.onEvent(message.payload.data.roomEvents);
+        break;
+      case 'error':
+        console.warn('subscription error', message.payload);
+        break;
+      case 'complete':
+        socket.close(1000, 'subscription completed'); // reconnects and subscribes again
+        break;
+      case 'ping':
+        socket.send(JSON.stringify({ type: 'pong' }));
+        break;
+      default:
+        break;
+    }
+  }
+
+  async closed(socket, event) {
+    if (socket !== this.socket) return;
+    this.onStatus(false);
+    if (this.stopped) return;
+    if (event.code === 4403 || event.code === 4401) {
+      // Forbidden: the token expired or was revoked. Refresh, then reconnect.
+      try {
+        await refreshTokens();
+      } catch {
+        return;
+      }
+    }
+    const delay = Math.min(5000, 300 * 2 ** this.retry++);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+}
+
+// --- State ----------------------------------------------------------------------------
+
+const state = {
+  me: null,
+  rooms: new Map(), // id -> room
+  current: null, // id of the open room
+  messages: new Map(), // id -> message, of the open room
+  older: { cursor: null, more: true, loading: false },
+  members: new Map(), // user id -> { user, role, online }
+  typing: new Map(), // user id -> { name, timer }
+  pendingFile: null,
+};
+
+let live = null;
+
+// --- Auth screen ---------------------------------------------------------------------
+
+let registering = false;
+
+function showAuth() {
+  $('app').hidden = true;
+  $('auth').hidden = false;
+}
+
+function signOut() {
+  live?.stop();
+  live = null;
+  session.clear();
+  state.me = null;
+  state.current = null;
+  showAuth();
+}
+
+$('auth-toggle').addEventListener('click', (event) => {
+  event.preventDefault();
+  registering = !registering;
+  $('auth-form').classList.toggle('registering', registering);
+  $('auth-submit').textContent = registering ? 'Create account' : 'Log in';
+  $('auth-toggle').textContent = registering ? 'I have an account' : 'Create an account';
+  $('auth-form').elements.username.previousSibling.textContent = registering ? 'Username ' : 'Username or email ';
+});
+
+$('auth-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target.elements;
+  $('auth-error').textContent = '';
+  try {
+    let result;
+    if (registering) {
+      const input = {
+        username: form.username.value.trim(),
+        email: form.email.value.trim(),
+        displayName: form.displayName.value.trim(),
+        password: form.password.value,
+      };
+      result = (await post(Q.register, { input })).register;
+    } else {
+      result = (await post(Q.login, { username: form.username.value.trim(), password: form.password.value })).tokenAuth;
+    }
+    session.save(result.token, result.refreshToken);
+    form.password.value = '';
+    await enterApp(result.user);
+  } catch (error) {
+    const fields = error.errors?.[0]?.extensions?.fields;
+    $('auth-error').textContent = fields
+      ? Object.entries(fields).map(([name, messages]) => `${name}: ${[].concat(messages).join(' ')}`).join(' · ')
+      : error.message;
+  }
+});
+
+$('logout').addEventListener('click', async () => {
+  const refreshToken = session.refreshToken;
+  signOut();
+  if (refreshToken) post(Q.revoke, { refreshToken }).catch(() => {});
+});
+
+// --- Rooms ----------------------------------------------------------------------------
+
+async function loadRooms() {
+  const data = await gql(Q.rooms);
+  state.rooms = new Map(data.rooms.edges.map(({ node }) => [node.id, node]));
+  renderRooms();
+}
+
+function renderRooms() {
+  const mine = [];
+  const others = [];
+  for (const room of state.rooms.values()) (room.myRole ? mine : others).push(room);
+  // Group rooms by name, then direct chats.
+  const byName = (a, b) => (a.kind === 'DIRECT') - (b.kind === 'DIRECT') || a.name.localeCompare(b.name);
+  $('my-rooms').replaceChildren(...mine.sort(byName).map((room) => roomItem(room, true)));
+  $('public-rooms').replaceChildren(...others.sort(byName).map((room) => roomItem(room, false)));
+}
+
+function roomItem(room, joined) {
+  const label = `${room.kind === 'DIRECT' ? '@' : '#'} ${room.name}`;
+  const item = el('li', { class: room.id === state.current ? 'active' : '', dataset: { roomId: room.id } },
+    el('span', { class: 'room-name', text: label, title: room.topic || room.name }));
+  if (joined) {
+    if (room.unreadCount > 0 && room.id !== state.current) {
+      item.append(el('span', { class: 'badge', text: String(room.unreadCount), title: 'unread messages' }));
+    }
+    item.addEventListener('click', () => openRoom(room.id));
+  } else {
+    item.append(el('button', { class: 'small', text: 'Join', onclick: () => joinRoom(room.id) }));
+  }
+  return item;
+}
+
+async function joinRoom(roomId) {
+  try {
+    const data = await gql(Q.joinRoom, { roomId });
+    state.rooms.set(roomId, data.joinRoom);
+    renderRooms();
+    await openRoom(roomId);
+  } catch (error) {
+    $('room-error').textContent = error.message;
+  }
+}
+
+$('new-room').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const input = event.target.elements.name;
+  try {
+    const room = (await gql(Q.createRoom, { input: { name: input.value.trim() } })).createRoom;
+    input.value = '';
+    state.rooms.set(room.id, room);
+    renderRooms();
+    await openRoom(room.id);
+  } catch (error) {
+    $('room-error').textContent = error.message;
+  }
+});
+
+async function openRoom(roomId) {
+  state.current = roomId;
+  state.messages = new Map();
+  state.older = { cursor: null, more: true, loading: false };
+  state.typing.forEach(({ timer }) => clearTimeout(timer));
+  state.typing.clear();
+  $('message-list').replaceChildren();
+  $('room-error').textContent = '';
+  $('composer').hidden = false;
+  renderTyping();
+  const room = state.rooms.get(roomId);
+  $('room-name').textContent = room ? `${room.kind === 'DIRECT' ? '@' : '#'} ${room.name}` : '';
+  $('room-topic').textContent = room?.topic ?? '';
+  renderRooms();
+  const [details] = await Promise.all([
+    gql(Q.room, { id: roomId }),
+    loadOlder(true),
+  ]);
+  if (state.current !== roomId) return;
+  state.members = new Map(details.room.members.map((m) => [m.user.id, { user: m.user, role: m.role, online: m.user.isOnline }]));
+  renderMembers();
+  markReadSoon();
+  $('text').focus();
+}
+
+function renderMembers() {
+  const members = [...state.members.values()].sort((a, b) => (b.online - a.online) || nameOf(a.user).localeCompare(nameOf(b.user)));
+  $('member-list').replaceChildren(...members.map(({ user, role, online }) => el('li', { dataset: { userId: user.id } },
+    el('span', { class: `dot${online ? ' online' : ''}`, title: online ? 'online' : 'offline' }),
+    el('span', { text: nameOf(user) }),
+    el('span', { class: 'role', text: role === 'MEMBER' ? '' : role.toLowerCase() }))));
+}
+
+// --- History: newest first from the server, infinite scroll upwards -------------------
+
+async function loadOlder(initial = false) {
+  const roomId = state.current;
+  if (state.older.loading || !state.older.more) return;
+  state.older.loading = true;
+  $('history-status').textContent = 'Loading…';
+  try {
+    const data = await gql(Q.messages, { roomId, first: PAGE_SIZE, after: state.older.cursor });
+    if (state.current !== roomId) return;
+    const page = data.messages;
+    state.older.cursor = page.pageInfo.endCursor;
+    state.older.more = page.pageInfo.hasNextPage;
+    const box = $('messages');
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    for (const { node } of page.edges) upsertMessage(node, false);
+    // Keep the view where it was while older messages appear above it.
+    if (initial) pinnedToBottom = true;
+    box.scrollTop = initial ? box.scrollHeight : box.scrollHeight - fromBottom;
+    $('history-status').textContent = state.older.more ? '' : 'This is the beginning of the room.';
+  } catch (error) {
+    $('history-status').textContent = error.message;
+  } finally {
+    state.older.loading = false;
+  }
+  // A first page that does not fill the screen cannot be scrolled: load on.
+  const box = $('messages');
+  if (state.current === roomId && state.older.more && box.scrollHeight <= box.clientHeight) loadOlder();
+}
+
+// Whether the view follows the newest message (until the user scrolls up).
+let pinnedToBottom = true;
+
+$('messages').addEventListener('scroll', () => {
+  const box = $('messages');
+  pinnedToBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  if (box.scrollTop < 80) loadOlder();
+});
+
+function followNewest() {
+  if (pinnedToBottom) $('messages').scrollTop = $('messages').scrollHeight;
+}
+
+const order = (m) => `${m.createdAt}|${String(Number(atobId(m.id))).padStart(20, '0')}`;
+
+function atobId(id) {
+  try {
+    return atob(id).split(':').pop();
+  } catch {
+    return id;
+  }
+}
+
+/** Adds or replaces a message of the open room, in time order. */
+function upsertMessage(message, stickToBottom = true) {
+  const box = $('messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  state.messages.set(message.id, message);
+  const node = renderMessage(message);
+  const existing = $('message-list').querySelector(`[data-message-id="${CSS.escape(message.id)}"]`);
+  if (existing) {
+    existing.replaceWith(node);
+    return;
+  }
+  const key = order(message);
+  const next = [...$('message-list').children].find((li) => li.dataset.order > key);
+  $('message-list').insertBefore(node, next ?? null);
+  if (stickToBottom && (atBottom || message.sender?.id === state.me.id)) box.scrollTop = box.scrollHeight;
+}
+
+function renderMessage(message) {
+  const mine = message.sender?.id === state.me.id;
+  const item = el('li', {
+    class: `message${message.isDeleted ? ' deleted' : ''}${mine ? ' mine' : ''}`,
+    dataset: { messageId: message.id, order: order(message) },
+  });
+  const time = new Date(message.createdAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const meta = el('div', { class: 'meta' },
+    el('span', { class: 'sender', text: nameOf(message.sender) }),
+    el('span', { class: 'time', text: time, title: message.createdAt }),
+    message.editedAt && !message.isDeleted ? el('span', { class: 'edited', text: '(edited)' }) : null);
+  if (mine && !message.isDeleted) {
+    meta.append(el('span', { class: 'actions' },
+      el('button', { text: 'Edit', title: 'Edit', onclick: () => startEdit(message.id) }),
+      el('button', { text: 'Delete', title: 'Delete', onclick: () => deleteMessage(message.id) })));
+  }
+  const body = el('div', { class: 'body' }, meta,
+    el('div', { class: 'text', text: message.isDeleted ? 'This message was deleted.' : message.text }));
+  const files = message.isDeleted ? [] : message.attachments ?? [];
+  if (files.length) {
+    body.append(el('div', { class: 'attachments' }, ...files.map((file) => {
+      const link = el('a', { href: file.downloadUrl ?? '#', target: '_blank', rel: 'noopener', title: file.name });
+      if (file.thumbnailUrl) link.append(el('img', { src: file.thumbnailUrl, alt: file.name, onload: followNewest }));
+      else link.textContent = `📄 ${file.name}`;
+      return link;
+    })));
+  }
+  const avatar = el('span', { class: 'avatar', text: nameOf(message.sender).slice(0, 1).toUpperCase() });
+  avatar.style.background = `hsl(${hue(message.sender?.username ?? '')} 55% 48%)`;
+  item.append(avatar, body);
+  return item;
+}
+
+/** A stable colour per user. */
+function hue(text) {
+  let h = 0;
+  for (const char of text) h = (h * 31 + char.codePointAt(0)) % 360;
+  return h;
+}
+
+function startEdit(messageId) {
+  const message = state.messages.get(messageId);
+  const item = $('message-list').querySelector(`[data-message-id="${CSS.escape(messageId)}"]`);
+  const input = el('input', { value: message.text, 'aria-label': 'Edit message' });
+  const form = el('form', { class: 'edit-form' }, input);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      upsertMessage((await gql(Q.edit, { id: messageId, text: input.value })).editMessage);
+    } catch (error) {
+      $('room-error').textContent = error.message;
+    }
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') upsertMessage(message);
+  });
+  item.querySelector('.text').replaceWith(form);
+  input.focus();
+}
+
+async function deleteMessage(messageId) {
+  if (!window.confirm('Delete this message?')) return;
+  try {
+    upsertMessage((await gql(Q.remove, { id: messageId })).deleteMessage);
+  } catch (error) {
+    $('room-error').textContent = error.message;
+  }
+}
+
+// --- Composer: text, image attachments (REST shim), typing --------------------------
+
+let typingSentAt = 0;
+let typingIdle = null;
+
+function setTyping(typing) {
+  const roomId = state.current;
+  if (!roomId) return;
+  typingSentAt = typing ? Date.now() : 0;
+  gql(Q.typing, { roomId, typing }).catch(() => {});
+}
+
+$('text').addEventListener('input', () => {
+  if (!$('text').value) return;
+  if (Date.now() - typingSentAt > TYPING_REFRESH_MS) setTyping(true);
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => setTyping(false), TYPING_IDLE_MS);
+});
+
+$('file').addEventListener('change', () => {
+  state.pendingFile = $('file').files[0] ?? null;
+  $('pending-file').textContent = state.pendingFile ? state.pendingFile.name : '';
+});
+
+$('composer').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const text = $('text').value.trim();
+  const file = state.pendingFile;
+  if (!text && !file) return;
+  const clientId = crypto.randomUUID();
+  $('room-error').textContent = '';
+  clearTimeout(typingIdle);
+  if (typingSentAt) setTyping(false);
+  try {
+    const message = file ? await sendWithFile(text, file, clientId) : (await gql(Q.send, {
+      input: { roomId: state.current, text, clientId },
+    })).sendMessage;
+    $('text').value = '';
+    state.pendingFile = null;
+    $('file').value = '';
+    $('pending-file').textContent = '';
+    if (message?.id && message.room?.id === state.current) upsertMessage(message);
+  } catch (error) {
+    $('room-error').textContent = error.message;
+  }
+});
+
+/** Sends a message with a file through the REST shim; the live event renders it. */
+async function sendWithFile(text, file, clientId) {
+  const form = new FormData();
+  form.append('text', text);
+  form.append('clientId', clientId);
+  form.append('file', file);
+  const response = await fetch(`/api/rooms/${encodeURIComponent(state.current)}/messages/`, {
+    method: 'POST',
+    headers: { Authorization: `JWT ${await freshToken()}` },
+    body: form,
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error?.message ?? `Upload failed (${response.status})`);
+  return null;
+}
+
+// --- Read positions -------------------------------------------------------------------
+
+let readTimer = null;
+
+function markReadSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const roomId = state.current;
+    const newest = [...state.messages.values()].sort((a, b) => (order(a) < order(b) ? -1 : 1)).pop();
+    if (!roomId || !newest || document.hidden) return;
+    try {
+      const { markRead } = await gql(Q.markRead, { roomId, messageId: newest.id });
+      const room = state.rooms.get(roomId);
+      if (room) room.unreadCount = markRead.unreadCount;
+      renderRooms();
+    } catch {
+      // a deleted room or message: nothing to mark
+    }
+  }, 300);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) markReadSoon();
+});
+
+// --- Typing and presence --------------------------------------------------------------
+
+function renderTyping() {
+  const names = [...state.typing.values()].map((t) => t.name);
+  $('typing').textContent = names.length === 0 ? ''
+    : names.length === 1 ? `${names[0]} is typing…` : `${names.join(', ')} are typing…`;
+}
+
+function typingChanged(user, typing) {
+  const previous = state.typing.get(user.id);
+  if (previous) clearTimeout(previous.timer);
+  state.typing.delete(user.id);
+  if (typing) {
+    const timer = setTimeout(() => {
+      state.typing.delete(user.id);
+      renderTyping();
+    }, TYPING_SHOWN_MS);
+    state.typing.set(user.id, { name: nameOf(user), timer });
+  }
+  renderTyping();
+}
+
+// --- Events from the subscription ------------------------------------------------------
+
+function onEvent(event) {
+  const roomId = event.room.id;
+  const inView = roomId === state.current;
+  const room = state.rooms.get(roomId);
+  switch (event.__typename) {
+    case 'MessageAdded':
+      if (inView) {
+        upsertMessage(event.message);
+        typingChanged(event.message.sender ?? { id: '' }, false);
+        markReadSoon();
+      } else if (room && event.message.sender?.id !== state.me.id) {
+        room.unreadCount += 1;
+        renderRooms();
+      }
+      break;
+    case 'MessageEdited':
+    case 'MessageDeleted':
+      if (inView) upsertMessage(event.message, false);
+      break;
+    case 'TypingChanged':
+      if (inView && event.user.id !== state.me.id) typingChanged(event.user, event.typing);
+      break;
+    case 'PresenceChanged':
+      for (const member of state.members.values()) {
+        if (member.user.id === event.user.id) member.online = event.online;
+      }
+      if (inView) renderMembers();
+      break;
+    case 'MemberJoined':
+      if (event.user.id === state.me.id) loadRooms();
+      if (inView) {
+        state.members.set(event.user.id, { user: event.user, role: 'MEMBER', online: true });
+        renderMembers();
+      }
+      if (room) room.memberCount += 1;
+      break;
+    case 'MemberLeft':
+      if (event.user.id === state.me.id) {
+        loadRooms();
+        if (inView) state.current = null;
+      } else if (inView) {
+        state.members.delete(event.user.id);
+        renderMembers();
+      }
+      break;
+    case 'RoomUpdated':
+      if (room) Object.assign(room, { name: event.room.name, topic: event.room.topic });
+      if (inView) $('room-topic').textContent = event.room.topic;
+      renderRooms();
+      break;
+    case 'RoomDeleted':
+      state.rooms.delete(roomId);
+      if (inView) {
+        state.current = null;
+        $('message-list').replaceChildren();
+        $('composer').hidden = true;
+        $('room-name').textContent = 'This room was deleted';
+      }
+      renderRooms();
+      break;
+    default:
+      break;
+  }
+}
+
+// --- Start ----------------------------------------------------------------------------
+
+async function enterApp(user) {
+  state.me = user;
+  $('me-name').textContent = nameOf(user);
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  live = new LiveEvents(onEvent, (up) => $('connection').classList.toggle('live', up));
+  live.start();
+  await loadRooms();
+  const first = [...state.rooms.values()].filter((r) => r.myRole && r.kind === 'GROUP')
+    .sort((a, b) => a.name.localeCompare(b.name))[0];
+  if (first) await openRoom(first.id);
+}
+
+async function main() {
+  if (!session.token) return showAuth();
+  try {
+    const { me } = await gql(Q.me);
+    if (!me) return signOut();
+    await enterApp(me);
+  } catch {
+    signOut();
+  }
+}
+
+main();
