@@ -371,3 +371,22 @@ def test_every_domain_error_is_json_with_its_status(error, status):
     body = json.loads(response.content)
     assert body["error"]["code"] == error.code and body["error"]["message"] == error.message
     assert response.get("Retry-After") == ("7" if status == 429 else None)
+
+
+def test_the_proxy_body_limits_match_the_upload_settings():
+    """deploy/nginx.conf refuses by Content-Length what the app would refuse anyway:
+    one file plus 1 MiB of multipart overhead on /api/uploads/, a message's files
+    plus overhead on /api/rooms/ and /graphql, 1 MiB elsewhere."""
+    import re
+
+    conf = (Path(django_settings.BASE_DIR) / "deploy" / "nginx.conf").read_text()
+    limits = {}
+    for location, body in re.findall(r"location ([^{]+?) \{(.*?)\}", conf, flags=re.S):
+        found = re.search(r"client_max_body_size (\d+)m;", body)
+        if found:
+            limits[location.strip()] = int(found.group(1)) * 1024 * 1024
+    mib = 1024 * 1024
+    one_file = django_settings.MAX_UPLOAD_BYTES + mib
+    all_files = django_settings.MAX_UPLOAD_BYTES * django_settings.MAX_FILES_PER_MESSAGE + mib
+    assert limits == {"= /api/uploads/": one_file, "/api/rooms/": all_files, "/graphql": all_files}
+    assert re.search(r"^    client_max_body_size 1m;", conf, flags=re.M)

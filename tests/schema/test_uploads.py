@@ -237,11 +237,19 @@ class TestSubscribersGetTheFiles:
         return client
 
     async def wait_for_group(self, group: str) -> None:
+        """Until a socket listens on ``group`` (in-memory layer or channels-redis)."""
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
+
+        async def size() -> int:
+            if hasattr(layer, "groups"):
+                return len(layer.groups.get(group, {}))
+            async with layer.connection(layer.consistent_hash(group)) as connection:
+                return await connection.zcard(layer._group_key(group))
+
         for _ in range(200):
-            if layer.groups.get(group):
+            if await size():
                 await asyncio.sleep(0.15)
                 return
             await asyncio.sleep(0.02)
