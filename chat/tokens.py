@@ -28,11 +28,20 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chat import events
 from chat.errors import Unauthenticated
 from chat.models import RefreshToken, User
 
 ACCESS = "access"
+# Channel-layer message sent to ``revocation_group(user_id)`` when every token
+# of a user ends: WebSocket connections authenticated as that user close (4403).
+AUTH_REVOKED_TYPE = "auth.revoked"
 AUTHORIZATION_PREFIXES = ("JWT", "Bearer")
+
+
+def revocation_group(user_id) -> str:
+    """The channel-layer group of every open socket authenticated as ``user_id``."""
+    return f"auth.{user_id}"
 
 
 def signing_key() -> str:
@@ -229,10 +238,12 @@ def revoke_refresh_token(raw: str | None) -> datetime:
 
 def revoke_all_tokens(user: User) -> datetime:
     """End every token of ``user``: bump ``token_version`` (every access token
-    carries the version it was issued under) and revoke all refresh tokens."""
+    carries the version it was issued under) and revoke all refresh tokens.
+    Once committed, the user's open WebSocket connections are told to close."""
     now = timezone.now()
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
         RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+        events.publish_on_commit([revocation_group(user.pk)], {"type": AUTH_REVOKED_TYPE, "user": user.pk})
     user.refresh_from_db(fields=["token_version"])
     return now

@@ -68,6 +68,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def on_ws_connect(self, context: ChatContext):
         try:
             token = self._init_token(context.connection_params) or self._handshake_token()
+            if token:
+                await self._watch_revocation(token)
             user = await sync_to_async(tokens.user_for_access_token)(token) if token else AnonymousUser()
         except ChatError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
@@ -76,6 +78,29 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if user.is_authenticated:
             await self._presence_start(user)
         return {"user": str(user.pk) if user.is_authenticated else None}
+
+    # --- revocation: "log out everywhere", password change and account deletion close the socket
+
+    async def _watch_revocation(self, token: str) -> None:
+        """Join the token's user's revocation group *before* the database check of
+        ``token_version``: a revocation committed in between is then either seen by
+        the check or delivered to this socket, never lost."""
+        group = tokens.revocation_group(tokens.decode_access_token(token)["sub"])
+        await self.channel_layer.group_add(group, self.channel_name)
+        self._revocation_group = group
+
+    async def _unwatch_revocation(self) -> None:
+        group = getattr(self, "_revocation_group", None)
+        if group is not None:
+            self._revocation_group = None
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def dispatch(self, message) -> None:
+        if message.get("type") == tokens.AUTH_REVOKED_TYPE:
+            await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
+            return
+        await super().dispatch(message)
 
     # --- presence and disconnect (realtime) ---------------------------------------
 
@@ -99,6 +124,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         try:
             await super().disconnect(code)
         finally:
+            await self._unwatch_revocation()
             await self._realtime_cleanup()
 
     async def _realtime_cleanup(self) -> None:

@@ -300,5 +300,6 @@ def delete_account(actor: User, *, password: str | None, client_address: str | N
     _confirm_password(actor, password, "password", client_address)
     user_id = actor.pk
     with transaction.atomic():
+        tokens.revoke_all_tokens(actor)  # closes the user's open sockets once committed
         User.objects.filter(pk=user_id).delete()
     return user_id

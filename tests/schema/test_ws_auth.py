@@ -139,6 +139,41 @@ class TestAnonymous:
         await client.close()
 
 
+REVOCATIONS = {
+    "revokeAllTokens": ("mutation { revokeAllTokens { revoked } }", {}),
+    "changePassword": (
+        "mutation C($old: String, $new: String) { changePassword(oldPassword: $old, newPassword: $new) { token } }",
+        {"old": "correct horse battery", "new": "a brand new passphrase 7"},
+    ),
+    "deleteAccount": (
+        "mutation D($password: String) { deleteAccount(password: $password) { deletedId } }",
+        {"password": "correct horse battery"},
+    ),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+class TestRevocationClosesSockets:
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    @pytest.mark.parametrize("mutation", sorted(REVOCATIONS))
+    async def test_every_socket_of_the_user_closes_with_4403(self, agql, alice, bob, protocol, mutation):
+        alice_token = await sync_to_async(token_for)(alice)
+        phone, laptop = WSClient(token=alice_token, protocol=protocol), WSClient(token=alice_token, protocol=protocol)
+        other = WSClient(token=await sync_to_async(token_for)(bob), protocol=protocol)
+        for client in (phone, laptop, other):
+            assert (await client.connect())["type"] == "connection_ack"
+        query, variables = REVOCATIONS[mutation]
+        body = await agql(query, variables, token=alice_token)
+        assert "errors" not in body, body
+        for client in (phone, laptop):
+            assert await client.receive_close(timeout=3) == 4403
+            client.connected = False
+        assert await other.nothing()
+        if protocol == "graphql-transport-ws":
+            assert await other.execute(ME) == {"data": {"me": {"username": "bob"}}}
+        await other.close()
+
+
 # --- Under a real daphne server -----------------------------------------------------
 
 
