@@ -337,6 +337,14 @@ class TestRefresh:
         assert code(gql(REFRESH_TOKEN, {"refreshToken": issued.refresh_token})) == "UNAUTHENTICATED"
         assert RefreshToken.objects.count() == 1
 
+    def test_works_while_the_client_still_sends_its_expired_access_token(self, gql, alice):
+        # Apollo-style clients keep sending the old header; refresh and log-in must not need a valid one.
+        session = login(gql)["data"]["tokenAuth"]
+        expired = BAD_TOKENS["expired"](alice)
+        body = gql(REFRESH_TOKEN, {"refreshToken": session["refreshToken"]}, token=expired)
+        assert body["data"]["refreshToken"]["user"]["username"] == "alice"
+        assert login(gql, token=expired)["data"]["tokenAuth"]["user"]["username"] == "alice"
+
     def test_missing_refresh_token(self, gql):
         body = gql("mutation { refreshToken { token } }")
         assert code(body) == "BAD_USER_INPUT"
