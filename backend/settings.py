@@ -125,13 +125,19 @@ AUTH_USER_MODEL = "chat.User"
 # --- Channel layer and cache ----------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 # A Redis that does not answer fails fast instead of hanging (no socket_timeout:
                 # receive() blocks on BZPOPMIN for up to 5 s by design).
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                # retry_on_error: a pooled connection that a Redis restart broke is replaced
+                # on first use (one retry) instead of failing that use.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_connect_timeout": 2, "retry_on_error": [RedisConnectionError]}
+                ],
                 # The default capacity (100) drops group messages silently under
                 # fan-out load; resume repairs loss, but we avoid causing it.
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 5000),
@@ -147,7 +153,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "chat"),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2, "retry_on_error": [RedisConnectionError]},
         }
     }
 else:

@@ -14,7 +14,9 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError
 from django.http.request import validate_host
+from redis.exceptions import RedisError
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 FORBIDDEN_CLOSE_CODE = 4403
 # A client that does not read what we send (graphql-transport-ws' "too many requests").
 SLOW_CLIENT_CLOSE_CODE = 4429
+# RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
+TRY_AGAIN_LATER_CLOSE_CODE = 1013
 
 
 class GraphQLConsumer(GraphQLWSConsumer):
@@ -169,6 +173,40 @@ class GraphQLConsumer(GraphQLWSConsumer):
     # A client that stops reading is cut off (4429) once daphne holds more than
     # WS_MAX_BUFFERED_BYTES of unsent frames for it: daphne's ASGI send never waits
     # for the peer, so without this the server would buffer without bound.
+
+    # --- faults: a channel layer (Redis) or database that fails ends the socket with
+    # 1013 "try again later" instead of leaving it open and deaf; the client reconnects
+    # and resumes from its cursor (the event log has everything it missed).
+
+    @property
+    def channel_receive(self):
+        return self._guarded_channel_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive) -> None:
+        # channels assigns the layer's receive in __call__; every message of the
+        # subscriptions' groups arrives through it.
+        async def guarded():
+            try:
+                return await receive()
+            except Exception:
+                if self._socket_closed:
+                    raise
+                logger.warning("channel layer failed; closing the socket with 1013", exc_info=True)
+                await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")
+                await asyncio.Event().wait()  # until the disconnect stops the consumer
+
+        self._guarded_channel_receive = guarded
+
+    async def run(self, *args, **kwargs):
+        try:
+            return await super().run(*args, **kwargs)
+        except (DatabaseError, RedisError, OSError):
+            # e.g. the token lookup or a group_add at connection_init while a service is down
+            logger.warning("websocket ended by a service failure; closing with 1013", exc_info=True)
+            if not self._socket_closed:
+                await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Service unavailable; try again")
+        return None
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("connection_init_wait_timeout", timedelta(seconds=settings.WS_CONNECTION_INIT_TIMEOUT))

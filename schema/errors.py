@@ -14,6 +14,8 @@ import logging
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from graphql.error import GraphQLError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
 
@@ -40,6 +42,8 @@ def as_chat_error(exc: BaseException) -> ChatError | None:
         return ServiceUnavailable()
     if isinstance(exc, DatabaseError):
         return ServiceUnavailable()
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)):
+        return ServiceUnavailable()  # the channel layer (Redis) or another backing service
     return None
 
 

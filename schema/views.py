@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from cross_web import HTTPException
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
@@ -24,7 +25,7 @@ from strawberry.django.views import AsyncGraphQLView
 from strawberry.exceptions import StrawberryGraphQLError
 
 from chat import tokens
-from chat.errors import ChatError
+from chat.errors import ChatError, ServiceUnavailable
 from schema.context import ChatContext
 
 
@@ -34,6 +35,10 @@ async def authenticate(header: str | None):
         user = await sync_to_async(tokens.user_from_authorization)(header)
     except ChatError as error:
         return AnonymousUser(), error
+    except DatabaseError:
+        # The token's user cannot be looked up: every field that asks who calls
+        # answers SERVICE_UNAVAILABLE (a 500 from the view otherwise).
+        return AnonymousUser(), ServiceUnavailable()
     return (user or AnonymousUser()), None
 
 

@@ -1,0 +1,396 @@
+"""Faults, in services mode, against a live daphne whose Postgres and Redis are
+reached through TCP proxies this test controls: "stopping" a service closes its
+proxy's listener (connection refused) and aborts every open connection, as a
+crashed or restarted server does; the machine's real services are never touched.
+
+With Postgres down: SERVICE_UNAVAILABLE for queries and mutations (also when the
+token's user cannot be looked up), /healthz 503, the process stays up, and it
+recovers by itself. With Redis down: HTTP keeps working, subscriptions end with
+an error instead of hanging, and afterwards new subscriptions work and resume
+fills the gap. Nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import websockets
+from django.conf import settings
+
+from chat.models import Message
+from tests.clients import token_for
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ME = "query Me { me { id username } }"
+REGISTER = (
+    'mutation Register($name: String!) { register(input: {username: $name, email: "x@example.com", '
+    'password: "a long enough password 7", displayName: "X"}) { token } }'
+)
+CREATE_ROOM = "mutation Create($name: String!) { createRoom(input: {name: $name}) { id } }"
+JOIN = "mutation Join($id: ID!) { joinRoom(roomId: $id) { id } }"
+SEND = (
+    "mutation Send($room: ID!, $text: String!, $key: String) "
+    "{ sendMessage(input: {roomId: $room, text: $text, clientId: $key}) { id text } }"
+)
+ROOM_EVENTS = (
+    "subscription Events($room: ID, $after: String) { roomEvents(roomId: $room, after: $after) "
+    "{ __typename cursor ... on MessageAdded { message { text } } } }"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TCPProxy:
+    """A TCP proxy on its own thread and event loop, which can take the service "down" and "up"."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = _free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.base_events.Server | None = None
+        self.connections: set[asyncio.StreamWriter] = set()
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def start(self) -> TCPProxy:
+        self.thread.start()
+        self.up()
+        return self
+
+    def up(self) -> None:
+        async def listen():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+        self._run(listen())
+
+    def down(self) -> None:
+        """Refuse new connections and reset the open ones."""
+
+        async def stop():
+            self.server.close()
+            for writer in list(self.connections):
+                writer.transport.abort()
+            self.connections.clear()
+
+        self._run(stop())
+
+    def close(self) -> None:
+        self.down()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    async def _handle(self, client_reader, client_writer):
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self.connections.update({client_writer, upstream_writer})
+
+        async def pump(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.transport.abort()
+
+        await asyncio.gather(pump(client_reader, upstream_writer), pump(upstream_reader, client_writer))
+        self.connections.difference_update({client_writer, upstream_writer})
+
+
+def _url_with_port(url: str, port: int, path: str | None = None) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
+    return urlunsplit((parts.scheme, netloc, path if path is not None else parts.path, "", ""))
+
+
+class LiveServer:
+    def __init__(self, port: int, process: subprocess.Popen, log: Path):
+        self.port, self.process, self.log = port, process, log
+
+    def post(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"JWT {token}"
+        connection.request("POST", "/graphql/", json.dumps({"query": query, "variables": variables or {}}), headers)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return response.status, json.loads(body)
+
+    def get(self, path: str) -> tuple[int, dict]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return response.status, json.loads(body)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql/"
+
+
+@pytest.fixture
+def proxies(transactional_db):
+    """(postgres proxy, redis proxy) in front of the test database and Redis db."""
+    database = settings.DATABASES["default"]
+    redis_url = os.environ["REDIS_URL"]
+    redis_port = int(redis_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    pg = TCPProxy(database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)).start()
+    redis = TCPProxy("127.0.0.1", redis_port).start()
+    yield pg, redis
+    pg.close()
+    redis.close()
+
+
+@pytest.fixture
+def live(proxies, tmp_path):
+    """daphne serving the test database and Redis through the proxies."""
+    pg, redis = proxies
+    database = settings.DATABASES["default"]
+    user = database.get("USER") or "postgres"
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env["DATABASE_URL"] = f"postgres://{user}{password}@127.0.0.1:{pg.port}/{database['NAME']}"
+    env["REDIS_URL"] = _url_with_port(os.environ["REDIS_URL"], redis.port)
+    env["REALTIME_CHECK_INTERVAL"] = "1"
+    port = _free_port()
+    log = tmp_path / "daphne.log"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "backend.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "daphne did not start"
+                time.sleep(0.1)
+        yield LiveServer(port, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def codes(body: dict) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+def wait_until(check, timeout: float = 20, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(interval)
+
+
+def no_traceback(body: dict) -> bool:
+    return "Traceback" not in json.dumps(body)
+
+
+class TestPostgresDown:
+    def test_service_unavailable_then_recovers_by_itself_losing_nothing(self, live, proxies, alice):
+        pg, _ = proxies
+        token = token_for(alice)
+        status, body = live.post(CREATE_ROOM, {"name": "faults"}, token)
+        assert status == 200, body
+        room = body["data"]["createRoom"]["id"]
+        acknowledged = []
+        status, body = live.post(SEND, {"room": room, "text": "before", "key": "k-before"}, token)
+        acknowledged.append(body["data"]["sendMessage"]["text"])
+
+        pg.down()
+        # Signed in: the token's user cannot be looked up while the context is built.
+        status, body = live.post(ME, token=token)
+        assert status < 500 and codes(body) == ["SERVICE_UNAVAILABLE"] and no_traceback(body), body
+        status, body = live.post(REGISTER, {"name": "newcomer"})  # anonymous: the mutation itself fails
+        assert status < 500 and codes(body) == ["SERVICE_UNAVAILABLE"], body
+        status, body = live.post(SEND, {"room": room, "text": "during", "key": "k-during"}, token)
+        assert status < 500 and codes(body) == ["SERVICE_UNAVAILABLE"] and no_traceback(body), body
+        status, body = live.get("/healthz")
+        assert status == 503 and body["checks"]["database"].startswith("error")
+        assert live.process.poll() is None
+
+        pg.up()
+        # Persistent connections are health-checked: the next requests reconnect.
+        wait_until(lambda: live.post(ME, token=token)[1].get("data", {}).get("me"))
+        assert live.get("/healthz")[0] == 200
+        status, body = live.post(SEND, {"room": room, "text": "after", "key": "k-after"}, token)
+        acknowledged.append(body["data"]["sendMessage"]["text"])
+
+        stored = list(Message.objects.filter(room__name="faults").order_by("id").values_list("text", flat=True))
+        assert stored == acknowledged == ["before", "after"]
+
+    def test_a_database_that_does_not_answer_fails_fast(self, live, proxies, alice):
+        """A Postgres that accepts TCP but never answers (hung host): connect_timeout bounds the wait."""
+        pg, _ = proxies
+        token = token_for(alice)
+        assert live.post(ME, token=token)[1]["data"]["me"]["username"] == "alice"
+        silent = socket.socket()
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        pg.down()
+        silent.bind(("127.0.0.1", pg.port))
+        silent.listen(100)  # accepts connections (kernel backlog), never answers
+        try:
+            started = time.monotonic()
+            status, body = live.post(ME, token=token)
+            elapsed = time.monotonic() - started
+            assert status < 500 and codes(body) == ["SERVICE_UNAVAILABLE"], body
+            assert elapsed < 10
+        finally:
+            silent.close()
+        pg.up()
+        wait_until(lambda: live.post(ME, token=token)[1].get("data", {}).get("me"))
+
+
+async def _subscribe(url: str, token: str, variables: dict):
+    socket_ = await websockets.connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10)
+    await socket_.send(json.dumps({"type": "connection_init", "payload": {"authToken": token}}))
+    ack = json.loads(await asyncio.wait_for(socket_.recv(), 10))
+    assert ack["type"] == "connection_ack", ack
+    await socket_.send(
+        json.dumps({"type": "subscribe", "id": "1", "payload": {"query": ROOM_EVENTS, "variables": variables}})
+    )
+    return socket_
+
+
+async def _next_message(socket_, timeout: float = 10) -> dict:
+    while True:
+        message = json.loads(await asyncio.wait_for(socket_.recv(), timeout))
+        if message["type"] in {"ping", "pong"}:
+            continue
+        return message
+
+
+class TestRedisDown:
+    async def test_http_keeps_working_subscriptions_end_and_resume_fills_the_gap(self, live, proxies, alice, bob):
+        _, redis = proxies
+        alice_token, bob_token = await asyncio.to_thread(token_for, alice), await asyncio.to_thread(token_for, bob)
+        post = live.post
+
+        _, body = await asyncio.to_thread(post, CREATE_ROOM, {"name": "redis-faults"}, alice_token)
+        room = body["data"]["createRoom"]["id"]
+        await asyncio.to_thread(post, JOIN, {"id": room}, bob_token)
+
+        subscription = await _subscribe(live.ws_url, bob_token, {"room": room})
+        await asyncio.sleep(0.5)
+        _, body = await asyncio.to_thread(
+            post, SEND, {"room": room, "text": "one", "key": str(uuid.uuid4())}, alice_token
+        )
+        assert body["data"]["sendMessage"]["text"] == "one"
+        event = await _next_message(subscription)
+        while event["payload"]["data"]["roomEvents"]["__typename"] != "MessageAdded":
+            event = await _next_message(subscription)
+        assert event["payload"]["data"]["roomEvents"]["message"]["text"] == "one"
+        cursor = event["payload"]["data"]["roomEvents"]["cursor"]
+
+        redis.down()
+        # The subscription ends with an error (or the socket closes), within seconds, never hangs.
+        ended = None
+        try:
+            async with asyncio.timeout(20):
+                while ended is None:
+                    message = await _next_message(subscription, timeout=20)
+                    if message["type"] in {"error", "complete"} or message.get("payload", {}).get("errors"):
+                        ended = message
+        except websockets.ConnectionClosed as closed:
+            ended = {"closed": closed.rcvd.code if closed.rcvd else None}
+        # 1013 "Try Again Later": reconnect, then resume from the last cursor.
+        assert ended == {"closed": 1013}
+        await subscription.close()
+
+        # HTTP keeps working: messages are stored and acknowledged.
+        acknowledged = ["one"]
+        for text in ("two", "three"):
+            status, body = await asyncio.to_thread(
+                post, SEND, {"room": room, "text": text, "key": str(uuid.uuid4())}, alice_token
+            )
+            assert status == 200 and body["data"]["sendMessage"]["text"] == text, body
+            acknowledged.append(text)
+        status, body = await asyncio.to_thread(post, ME, None, alice_token)
+        assert body["data"]["me"]["username"] == "alice"
+        assert (await asyncio.to_thread(live.get, "/healthz"))[0] == 503
+        assert live.process.poll() is None
+
+        redis.up()
+        await asyncio.sleep(1)
+        # A new subscription resuming after "one" gets what it missed, then live events.
+        subscription = await _subscribe(live.ws_url, bob_token, {"room": room, "after": cursor})
+        seen = []
+        async with asyncio.timeout(20):
+            while len(seen) < 2:
+                message = await _next_message(subscription)
+                assert message["type"] == "next", message
+                data = message["payload"]["data"]["roomEvents"]
+                if data["__typename"] == "MessageAdded":
+                    seen.append(data["message"]["text"])
+        assert seen == ["two", "three"]
+        await asyncio.sleep(0.5)
+        _, body = await asyncio.to_thread(
+            post, SEND, {"room": room, "text": "four", "key": str(uuid.uuid4())}, alice_token
+        )
+        acknowledged.append("four")
+        async with asyncio.timeout(10):
+            while True:
+                data = (await _next_message(subscription))["payload"]["data"]["roomEvents"]
+                if data["__typename"] == "MessageAdded":
+                    assert data["message"]["text"] == "four"
+                    break
+        await subscription.close()
+
+        stored = await asyncio.to_thread(
+            lambda: list(
+                Message.objects.filter(room__name="redis-faults").order_by("id").values_list("text", flat=True)
+            )
+        )
+        assert stored == acknowledged
