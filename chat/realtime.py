@@ -32,6 +32,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -39,7 +40,8 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
 from chat import access
 from chat.errors import BadUserInput, NotFound
@@ -49,6 +51,7 @@ from chat.models import Event, Membership, Room, User
 logger = logging.getLogger(__name__)
 
 CURSOR_VERSION = "r1"
+_CURSOR_BODY = re.compile(r"[A-Za-z0-9_-]*")
 FILL_BATCH = 500
 
 MEMBER_JOINED = Event.Kind.MEMBER_JOINED.value
@@ -70,8 +73,8 @@ def encode_cursor(positions: Mapping[int, int]) -> str:
 def decode_cursor(cursor: str) -> dict[int, int]:
     """The position vector of a cursor; ``BadUserInput`` if it is not one of ours."""
     try:
-        version, _, body = cursor.partition(".")
-        if version != CURSOR_VERSION:
+        version, separator, body = cursor.partition(".")
+        if version != CURSOR_VERSION or not separator or not _CURSOR_BODY.fullmatch(body):
             raise ValueError(version)
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
         positions: dict[int, int] = {}
@@ -427,3 +430,20 @@ async def notifications(consumer, user: User) -> AsyncIterator[dict]:
     async with consumer.listen_to_channel(NOTIFICATION_TYPE, groups=[user_group(user.pk)]) as messages:
         async for message in messages:
             yield message
+
+
+# --- Retention ---------------------------------------------------------------------------
+
+
+def prune_events(older_than, batch_size: int = 5000) -> int:
+    """Delete events older than ``older_than`` (a timedelta), keeping each room's
+    latest event; returns how many went. A cursor older than the retention then
+    resumes at the oldest event kept (what was pruned cannot be replayed)."""
+    cutoff = timezone.now() - older_than
+    stale = Event.objects.filter(created_at__lt=cutoff).exclude(seq=F("room__last_seq"))
+    deleted = 0
+    while True:
+        ids = list(stale.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += Event.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,248 @@
+"""The subscription engine without GraphQL: cursors, order, gaps, duplicates,
+membership, and the retention of the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter, defaultdict
+from datetime import timedelta
+from io import StringIO
+from weakref import WeakSet
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+
+from chat import events, realtime
+from chat.errors import BadUserInput, NotFound
+from chat.models import Event, Membership, Message, Room
+from chat.services import presence
+from chat.services import rooms as room_services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Socket:
+    """What the engine needs of a Channels consumer: a channel on the layer whose
+    messages go to the listening queues (like Strawberry's consumer dispatch)."""
+
+    def __init__(self):
+        self.channel_layer = get_channel_layer()
+        self.listen_queues = defaultdict(WeakSet)
+        self._group_lock = asyncio.Lock()
+        self._group_refs = Counter()
+
+    async def __aenter__(self):
+        self.channel_name = await self.channel_layer.new_channel()
+        self._pump = asyncio.ensure_future(self.pump())
+        return self
+
+    async def pump(self):
+        while True:
+            message = await self.channel_layer.receive(self.channel_name)
+            for queue in self.listen_queues[message["type"]]:
+                queue.put_nowait(message)
+
+    async def __aexit__(self, *exc):
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump
+
+
+class Stream:
+    """Runs ``realtime.room_events`` in a task and collects what it delivers."""
+
+    def __init__(self, socket, user, **kwargs):
+        self.generator = realtime.room_events(socket, user, **kwargs)
+        self.delivered: list[realtime.Delivery] = []
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self):
+        async for delivery in self.generator:
+            self.delivered.append(delivery)
+
+    async def wait_for(self, n: int, timeout: float = 5) -> list[realtime.Delivery]:
+        for _ in range(int(timeout / 0.02)):
+            if len(self.delivered) >= n or self.task.done():
+                break
+            await asyncio.sleep(0.02)
+        if self.task.done() and self.task.exception():
+            raise self.task.exception()
+        assert len(self.delivered) >= n, self.delivered
+        return self.delivered[:n]
+
+    async def close(self):
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+def record(room_id: int, text: str, actor=None, publish: bool = True) -> dict:
+    """A MessageAdded recorded the way services do (lock, event, publish on commit)."""
+    with transaction.atomic():
+        room = events.lock_room(room_id)
+        message = Message.objects.create(room=room, sender=actor, text=text)
+        event = events.record_event(
+            room, Event.Kind.MESSAGE_ADDED, {"message": events.message_snapshot(message)}, actor=actor
+        )
+        if not publish:
+            transaction.get_connection().run_on_commit = []
+    return events.event_message(event)
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol")
+
+
+@pytest.fixture
+def room(alice, bob):
+    created = room_services.create_room(alice, "lobby")
+    room_services.join_room(bob, created.pk)
+    return Room.objects.get(pk=created.pk)
+
+
+async def settle():
+    await asyncio.sleep(0.2)
+
+
+class TestCursors:
+    def test_round_trip(self):
+        cursor = realtime.encode_cursor({12: 7, 3: 40})
+        assert cursor.startswith("r1.")
+        assert realtime.decode_cursor(cursor) == {3: 40, 12: 7}
+        assert realtime.decode_cursor(realtime.encode_cursor({})) == {}
+
+    @pytest.mark.parametrize(
+        "cursor", ["", "r1", "r2.MzoxMA", "r1.!!!", "r1.bm90IGEgY3Vyc29y", "r1.LTE6Mw", "42", "r1.MzotMQ"]
+    )
+    def test_garbage_is_bad_user_input(self, cursor):
+        with pytest.raises(BadUserInput):
+            realtime.decode_cursor(cursor)
+
+
+class TestEngine:
+    async def test_live_events_in_order(self, room, alice, bob):
+        async with Socket() as socket:
+            stream = Stream(socket, bob, room_id=room.pk)
+            await settle()
+            for text in ("a", "b"):
+                await sync_to_async(record)(room.pk, text, alice)
+            first, second = await stream.wait_for(2)
+            assert (first.seq, second.seq) == (3, 4)
+            assert realtime.decode_cursor(second.cursor) == {room.pk: 4}
+            await stream.close()
+
+    async def test_a_gap_is_filled_from_the_table_and_duplicates_are_dropped(self, room, alice, bob):
+        async with Socket() as socket:
+            stream = Stream(socket, bob)
+            await settle()
+            await sync_to_async(record)(room.pk, "quiet 1", alice, publish=False)
+            await sync_to_async(record)(room.pk, "quiet 2", alice, publish=False)
+            third = await sync_to_async(record)(room.pk, "loud", alice)
+            delivered = await stream.wait_for(3)
+            assert [d.message["payload"]["message"]["text"] for d in delivered] == ["quiet 1", "quiet 2", "loud"]
+            await get_channel_layer().group_send(f"room.{room.pk}", third)  # again
+            await settle()
+            assert len(stream.delivered) == 3
+            await stream.close()
+
+    async def test_resume_from_a_cursor_then_live(self, room, alice, bob):
+        cursor = realtime.encode_cursor({room.pk: 2})
+        for text in ("x", "y"):
+            await sync_to_async(record)(room.pk, text, alice)
+        async with Socket() as socket:
+            stream = Stream(socket, bob, after=cursor)
+            await stream.wait_for(2)
+            await sync_to_async(record)(room.pk, "z", alice)
+            delivered = await stream.wait_for(3)
+            assert [d.seq for d in delivered] == [3, 4, 5]
+            await stream.close()
+
+    async def test_replay_never_starts_before_the_join(self, room, alice, bob, carol):
+        await sync_to_async(record)(room.pk, "before carol", alice)
+        await sync_to_async(room_services.join_room)(carol, room.pk)
+        joined_seq = await sync_to_async(lambda: Membership.objects.get(room=room, user=carol).joined_seq)()
+        async with Socket() as socket:
+            stream = Stream(socket, carol, after=realtime.encode_cursor({room.pk: 0}))
+            [first] = await stream.wait_for(1)
+            assert first.seq == joined_seq and first.kind == "MemberJoined"
+            await settle()
+            assert len(stream.delivered) == 1
+            await stream.close()
+
+    async def test_own_leave_is_the_last_event_someone_elses_is_not(self, room, alice, bob, carol):
+        await sync_to_async(room_services.join_room)(carol, room.pk)
+        async with Socket() as socket:
+            stream = Stream(socket, bob)
+            await settle()
+            await sync_to_async(room_services.leave_room)(carol, room.pk)
+            await sync_to_async(room_services.leave_room)(bob, room.pk)
+            await sync_to_async(record)(room.pk, "after bob left", alice)
+            carol_left, bob_left = await stream.wait_for(2)
+            assert carol_left.kind == bob_left.kind == "MemberLeft"
+            assert bob_left.message["payload"]["user"]["username"] == "bob"
+            await settle()
+            assert len(stream.delivered) == 2
+            assert realtime.decode_cursor(bob_left.cursor) == {room.pk: bob_left.seq}
+            await stream.close()
+            assert socket._group_refs == Counter()
+
+    async def test_a_non_member_is_refused(self, room, carol):
+        async with Socket() as socket:
+            stream = Stream(socket, carol, room_id=room.pk)
+            with pytest.raises(NotFound):
+                await stream.wait_for(1)
+            assert socket._group_refs == Counter()
+
+    async def test_kinds_filter_what_is_yielded_not_what_is_tracked(self, room, alice, bob):
+        async with Socket() as socket:
+            stream = Stream(socket, bob, room_id=room.pk, kinds={"MessageAdded"})
+            await settle()
+            await sync_to_async(room_services.update_room)(alice, room.pk, topic="news")
+            await sync_to_async(record)(room.pk, "m", alice)
+            [only] = await stream.wait_for(1)
+            assert only.kind == "MessageAdded" and only.seq == 4
+            await stream.close()
+
+    def test_ends_membership(self, bob):
+        left = {"kind": "MemberLeft", "payload": {"user": {"id": bob.pk}}}
+        assert realtime.ends_membership(left, bob.pk)
+        assert not realtime.ends_membership(left, bob.pk + 1)
+        assert realtime.ends_membership({"kind": "RoomDeleted", "payload": {}}, bob.pk)
+
+
+class TestPruning:
+    def test_old_events_go_each_rooms_latest_stays(self, room, alice):
+        record(room.pk, "old", alice)
+        other = room_services.create_room(alice, "quiet")
+        Event.objects.update(created_at=timezone.now() - timedelta(days=40))
+        record(room.pk, "new", alice)
+        out = StringIO()
+        call_command("prune_events", stdout=out)
+        assert out.getvalue().strip() == "Deleted 3 event(s) older than 30 days, 0:00:00."
+        kept = list(Event.objects.order_by("room_id", "seq").values_list("room_id", "seq"))
+        assert kept == [(room.pk, 4), (other.pk, 1)]
+
+    def test_days_option(self, room, alice):
+        Event.objects.update(created_at=timezone.now() - timedelta(days=2))
+        call_command("prune_events", "--days", "1", stdout=StringIO())
+        assert list(Event.objects.values_list("seq", flat=True)) == [2]
+
+
+class TestPresenceStore:
+    def test_counts_sockets_and_forgets_closed_ones(self, alice):
+        store = presence.store()
+        store.clear()
+        assert presence.connect_socket(alice, "a") is True
+        assert presence.connect_socket(alice, "b") is False
+        assert presence.disconnect_socket(alice, "a") is False
+        assert presence.is_online(alice.pk)
+        assert presence.disconnect_socket(alice, "b") is True
+        assert not presence.is_online(alice.pk)
+        alice.refresh_from_db()
+        assert alice.last_seen_at is not None
