@@ -21,6 +21,7 @@ from schema.events.types import EVENT_TYPES
 from schema.limits import batching_config, limit_extensions
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
+from schema.node_ids import cache_node_id_attrs
 from schema.operation_log import OperationLog
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
@@ -59,3 +60,4 @@ schema = strawberry.Schema(
     extensions=extensions(),
     config=StrawberryConfig(batching_config=batching_config()),
 )
+cache_node_id_attrs()  # once every type is imported: see schema/node_ids.py
