@@ -1,0 +1,246 @@
+"""Services mode: two daphne processes on one Redis and one Postgres.
+
+A subscriber on process A receives what is sent through process B, and a
+subscription resumed on the other process replays exactly what it missed.
+Also measures the delivery latency (mutation sent -> frame received).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from chat.services import rooms as room_services
+from schema.global_ids import encode_id
+from tests.clients import token_for
+
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOM_EVENTS = """
+subscription RoomEvents($roomId: ID, $after: String) {
+  roomEvents(roomId: $roomId, after: $after) { __typename cursor seq ... on MessageAdded { message { text } } }
+}
+"""
+SEND_MESSAGE = """
+mutation Send($roomId: ID!, $text: String!) { sendMessage(input: {roomId: $roomId, text: $text}) { id } }
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the test database pytest-django created (the servers share it)."""
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"daphne on {port} exited: {process.stdout.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"daphne on {port} did not become healthy")
+
+
+@pytest.fixture
+def servers(transactional_db):
+    """Two daphne processes on the test database and the same Redis: their ports."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_SEND_MESSAGE": "100000",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    processes, ports = [], []
+    try:
+        for _ in range(2):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            processes.append(process)
+            ports.append(port)
+        for port, process in zip(ports, processes, strict=True):
+            wait_healthy(port, process)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        wait_disconnected(env["DATABASE_URL"].rsplit("/", 1)[1])
+
+
+def wait_disconnected(name: str, timeout: float = 5) -> None:
+    """Wait until the servers' database sessions are gone (the test database is dropped next)."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+
+
+def post_graphql(port: int, query: str, variables: dict, token: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql/",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"JWT {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+class Subscriber:
+    """A graphql-transport-ws client on a live server (the `websockets` package)."""
+
+    def __init__(self, port: int, token: str):
+        self.port, self.token = port, token
+
+    async def __aenter__(self):
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}/graphql/",
+            subprotocols=["graphql-transport-ws"],
+            origin="http://127.0.0.1",
+        )
+        await self.ws.send(json.dumps({"type": "connection_init", "payload": {"authToken": self.token}}))
+        assert json.loads(await self.ws.recv())["type"] == "connection_ack"
+        return self
+
+    async def subscribe(self, variables: dict) -> None:
+        message = {"type": "subscribe", "id": "1", "payload": {"query": ROOM_EVENTS, "variables": variables}}
+        await self.ws.send(json.dumps(message))
+
+    async def event(self, timeout: float = 10) -> dict:
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message["type"] == "ping":
+                await self.ws.send(json.dumps({"type": "pong"}))
+                continue
+            assert message["type"] == "next", message
+            return message["payload"]["data"]["roomEvents"]
+
+    async def __aexit__(self, *exc):
+        await self.ws.close()
+
+
+async def until_in_group(group: str, count: int = 1) -> None:
+    """Wait until the subscriber's channel is in ``group`` on Redis."""
+    import redis.asyncio
+
+    layer_config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    key = f"{layer_config.get('prefix', 'asgi')}:group:{group}"
+    try:
+        for _ in range(250):
+            if await client.zcard(key) >= count:
+                await asyncio.sleep(0.3)  # and its positions are read
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+    raise AssertionError(f"nobody joined {group}")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def test_cross_process_delivery_resume_and_latency(servers, alice, bob):
+    # Sync test, async clients: every database access stays in this thread (no
+    # leftover connection of a worker thread when the test database is dropped).
+    room = room_services.create_room(alice, "lobby")
+    room_services.join_room(bob, room.pk)
+    asyncio.run(cross_process(servers, encode_id("Room", room.pk), room.pk, token_for(alice), token_for(bob)))
+
+
+async def cross_process(servers: list[int], room_id: str, room_pk: int, alice_token: str, bob_token: str) -> None:
+    port_a, port_b = servers
+
+    async def send(port: int, text: str) -> float:
+        started = time.perf_counter()
+        await asyncio.to_thread(post_graphql, port, SEND_MESSAGE, {"roomId": room_id, "text": text}, alice_token)
+        return (time.perf_counter() - started) * 1000
+
+    # Subscriber on A, sender through B; latency from sending the mutation to the frame.
+    latencies, mutation_times = [], []
+    async with Subscriber(port_a, bob_token) as bob_ws:
+        await bob_ws.subscribe({"roomId": room_id})
+        await until_in_group(f"room.{room_pk}")
+        for i in range(40):
+            started = time.perf_counter()
+            sending = asyncio.ensure_future(send(port_b, f"live {i}"))
+            event = await bob_ws.event()
+            latencies.append((time.perf_counter() - started) * 1000)
+            mutation_times.append(await sending)
+            assert event["message"]["text"] == f"live {i}"
+        cursor = event["cursor"]
+        last_seq = event["seq"]
+
+    # Disconnected: 20 messages through A. Resume on B: all of them, in order, then live.
+    for i in range(20):
+        await send(port_a, f"missed {i}")
+    async with Subscriber(port_b, bob_token) as bob_ws:
+        await bob_ws.subscribe({"after": cursor})
+        replayed = [await bob_ws.event() for _ in range(20)]
+        assert [e["message"]["text"] for e in replayed] == [f"missed {i}" for i in range(20)]
+        assert [e["seq"] for e in replayed] == list(range(last_seq + 1, last_seq + 21))
+        await send(port_a, "live again")
+        event = await bob_ws.event()
+        assert (event["message"]["text"], event["seq"]) == ("live again", last_seq + 21)
+
+    report = (
+        f"delivery latency over 2 processes (sendMessage POSTed to B -> frame on A's socket), n={len(latencies)}: "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+        f"max {max(latencies):.1f} ms; the HTTP mutation alone: p50 {statistics.median(mutation_times):.1f} ms, "
+        f"p99 {percentile(mutation_times, 99):.1f} ms"
+    )
+    print(report)
+    (ROOT / ".pytest_cache").mkdir(exist_ok=True)
+    (ROOT / ".pytest_cache" / "realtime-latency.txt").write_text(report + "\n")
