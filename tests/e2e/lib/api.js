@@ -53,13 +53,22 @@ export async function newUser(server, prefix = 'user') {
   return data.register;
 }
 
-/** Collects values pushed by a subscription; `next(n)` waits for the n-th. */
+export const SET_TYPING = `mutation Typing($roomId: ID!, $typing: Boolean!) { setTyping(roomId: $roomId, typing: $typing) }`;
+
+/** Collects the events of a subscription; `waitFor(n)` waits for the n-th.
+ * Typing and presence events (ephemeral) are not kept: a TypingChanged only
+ * tells `untilLive` that the subscription is registered on the server. */
 export class Inbox {
   constructor() {
     this.items = [];
     this.waiters = [];
+    this.live = false;
   }
   push(item) {
+    if (item?.__typename === 'TypingChanged' || item?.__typename === 'PresenceChanged') {
+      this.live = true;
+      return;
+    }
     this.items.push(item);
     this.waiters = this.waiters.filter((w) => (this.items.length >= w.n ? (w.resolve(), false) : true));
   }
@@ -74,3 +83,16 @@ export class Inbox {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until a subscription is live on the server: another member of the room
+ * says "typing" until the inbox sees it (there is no "subscribed" message in
+ * either protocol, and events before that moment are not delivered live). */
+export async function untilLive(server, inbox, roomId, otherMemberToken) {
+  const token = typeof otherMemberToken === 'function' ? otherMemberToken : async () => otherMemberToken;
+  for (let attempt = 0; attempt < 40 && !inbox.live; attempt++) {
+    await gql(server, SET_TYPING, { roomId, typing: true }, await token()).catch(() => {});
+    for (let i = 0; i < 5 && !inbox.live; i++) await sleep(50);
+  }
+  if (!inbox.live) throw new Error('the subscription did not become live');
+  await gql(server, SET_TYPING, { roomId, typing: false }, await token()).catch(() => {});
+}

@@ -2,7 +2,8 @@
 // a temporary media folder, a free port. `await startServer({ env })` returns
 // { url, wsUrl, port, stop }. Extra environment (e.g. JWT_EXPIRATION) via env.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,7 +24,7 @@ function freePort() {
   });
 }
 
-async function waitHealthy(url, child, timeoutMs = 30000) {
+async function waitHealthy(url, child, timeoutMs = 90000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`daphne exited with ${child.exitCode}`);
@@ -36,6 +37,34 @@ async function waitHealthy(url, child, timeoutMs = 30000) {
     await new Promise((r) => setTimeout(r, 150));
   }
   throw new Error('daphne did not become healthy in time');
+}
+
+/** A migrated SQLite database to copy, made once per set of migrations (each
+ * test file runs in its own process; migrating each time costs seconds). */
+function migratedTemplate(baseEnv) {
+  const hash = createHash('sha256');
+  for (const app of ['chat']) {
+    const dir = join(ROOT, app, 'migrations');
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.py')).sort()) {
+      hash.update(name).update(readFileSync(join(dir, name)));
+    }
+  }
+  hash.update(String(statSync(join(ROOT, 'requirements.txt')).mtimeMs));
+  const template = join(tmpdir(), `chat-e2e-template-${hash.digest('hex').slice(0, 16)}.sqlite3`);
+  if (existsSync(template)) return template;
+  const scratch = mkdtempSync(join(tmpdir(), 'chat-e2e-migrate-'));
+  const database = join(scratch, 'db.sqlite3');
+  const migrate = spawnSync(PYTHON, ['manage.py', 'migrate', '--noinput', '-v', '0'], {
+    cwd: ROOT,
+    env: { ...baseEnv, DATABASE_URL: `sqlite:///${database}` },
+    encoding: 'utf8',
+  });
+  if (migrate.status !== 0) throw new Error(`migrate failed: ${migrate.stderr}`);
+  // Fold the WAL into the main file so that one file is the whole database.
+  spawnSync(PYTHON, ['-c', `import sqlite3; c=sqlite3.connect(${JSON.stringify(database)}); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.execute('PRAGMA journal_mode=DELETE'); c.close()`]);
+  renameSync(database, template); // atomic: a concurrent run sees all or nothing
+  rmSync(scratch, { recursive: true, force: true });
+  return template;
 }
 
 export async function startServer({ env = {} } = {}) {
@@ -52,12 +81,7 @@ export async function startServer({ env = {} } = {}) {
   };
   delete serverEnv.REDIS_URL; // embedded mode: one process, in-memory layer
   if (env.REDIS_URL) serverEnv.REDIS_URL = env.REDIS_URL;
-  const migrate = spawnSync(PYTHON, ['manage.py', 'migrate', '--noinput', '-v', '0'], {
-    cwd: ROOT,
-    env: serverEnv,
-    encoding: 'utf8',
-  });
-  if (migrate.status !== 0) throw new Error(`migrate failed: ${migrate.stderr}`);
+  copyFileSync(migratedTemplate(serverEnv), join(dir, 'db.sqlite3'));
   const log = [];
   const child = spawn(
     join(ROOT, '.venv/bin/daphne'),

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { SubscriptionClient } from 'subscriptions-transport-ws';
 import WebSocket from 'ws';
-import { CREATE_ROOM, Inbox, JOIN_ROOM, ROOM_EVENTS, SEND_MESSAGE, gql, newUser, sleep } from '../lib/api.js';
+import { CREATE_ROOM, Inbox, JOIN_ROOM, ROOM_EVENTS, SEND_MESSAGE, gql, newUser, untilLive } from '../lib/api.js';
 import { startServer } from '../lib/server.js';
 
 let server;
@@ -41,7 +41,7 @@ test('subscriptions-transport-ws: subscribe to roomEvents and receive live messa
       next: (result) => events.push(result.errors ? { errors: result.errors } : result.data.roomEvents),
       error: (error) => events.push({ error: String(error?.message ?? error) }),
     });
-    await sleep(300); // the server registers the subscription before the first send
+    await untilLive(server, events, room.id, bob.token);
 
     const first = await gql(server, SEND_MESSAGE, { input: { roomId: room.id, text: 'over the legacy protocol' } }, bob.token);
     const second = await gql(server, SEND_MESSAGE, { input: { roomId: room.id, text: 'and another one' } }, alice.token);

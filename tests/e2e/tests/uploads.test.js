@@ -7,7 +7,7 @@ import { ApolloClient, InMemoryCache, gql as apolloGql } from '@apollo/client';
 import UploadHttpLink from 'apollo-upload-client/UploadHttpLink.mjs';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { CREATE_ROOM, Inbox, JOIN_ROOM, ROOM_EVENTS, gql, newUser, sleep } from '../lib/api.js';
+import { CREATE_ROOM, Inbox, JOIN_ROOM, ROOM_EVENTS, gql, newUser, untilLive } from '../lib/api.js';
 import { makePng } from '../lib/png.js';
 import { startServer } from '../lib/server.js';
 
@@ -45,7 +45,7 @@ async function download(path, token) {
   return { status: response.status, type: response.headers.get('content-type'), body: Buffer.from(await response.arrayBuffer()) };
 }
 
-async function subscribe(token) {
+async function subscribe(token, otherMemberToken) {
   const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, connectionParams: { authToken: token }, retryAttempts: 0 });
   const inbox = new Inbox();
   const ready = new Promise((resolve) => { const off = client.on('connected', () => { off(); resolve(); }); });
@@ -54,14 +54,14 @@ async function subscribe(token) {
     { next: (r) => inbox.push(r.errors ? { errors: r.errors } : r.data.roomEvents), error: (e) => inbox.push({ error: String(e) }), complete: () => {} },
   );
   await ready;
-  await sleep(300);
+  await untilLive(server, inbox, room.id, otherMemberToken);
   return { inbox, close: async () => { dispose(); await client.dispose(); } };
 }
 
 test('apollo-upload-client: uploadAttachment, then sendMessage with attachmentIds and with files', async () => {
   const png = makePng(320, 200);
   const client = uploadClient(alice.token);
-  const live = await subscribe(bob.token);
+  const live = await subscribe(bob.token, alice.token);
   try {
     // 1. Upload on its own, then attach by ID.
     const file = new File([png], 'gradient.png', { type: 'image/png' });
@@ -105,7 +105,7 @@ test('apollo-upload-client: uploadAttachment, then sendMessage with attachmentId
 
 test('REST shim with fetch: POST /api/uploads/ and POST /api/rooms/<id>/messages/', async () => {
   const png = makePng(64, 48);
-  const live = await subscribe(bob.token);
+  const live = await subscribe(bob.token, alice.token);
   try {
     const uploadForm = new FormData();
     uploadForm.append('file', new Blob([png], { type: 'image/png' }), 'small.png');
