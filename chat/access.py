@@ -54,6 +54,19 @@ def access_room(user: User, room_id, *, member: bool = False, moderate: bool = F
         raise NotFound("Room not found.") from None
 
 
+def access_room_as_member(user: User, room_id) -> tuple[Room, Membership]:
+    """The room and the user's membership, for reading or writing its messages.
+
+    A room the user cannot see is ``NotFound``; a public room they have not
+    joined is ``Forbidden`` (it is no secret that it exists).
+    """
+    room = access_room(user, room_id)
+    membership = membership_of(user, room.pk)
+    if membership is None:
+        raise Forbidden("Join the room first.")
+    return room, membership
+
+
 def membership_of(user: User, room_id) -> Membership | None:
     if not user.is_authenticated:
         return None

@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from chat.errors import ChatError
 from chat.models import Attachment, Event, Membership, Message, RefreshToken, Room, User
+from chat.services.messages import send_message
 
 
 @admin.register(User)
@@ -49,8 +52,58 @@ class AttachmentInline(admin.TabularInline):
     can_delete = False
 
 
+class MessageAddForm(forms.ModelForm):
+    """Adding a message in the admin sends it like any client would (``send_message``):
+    same rules, same event for subscribers. The sender must be a member of the room."""
+
+    class Meta:
+        model = Message
+        fields = ("room", "sender", "text", "client_id", "reply_to")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sender"].required = True
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.sent = send_message(
+                data.get("sender"),
+                data["room"].pk,
+                data.get("text", ""),
+                client_id=data.get("client_id") or None,
+                reply_to_id=data["reply_to"].pk if data.get("reply_to") else None,
+            )
+        except ChatError as error:
+            raise forms.ValidationError(error.message) from None
+        return data
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    add_form = MessageAddForm
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return self.add_form._meta.fields if obj is None else super().get_fields(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        # Already stored by send_message during validation: adopt that row.
+        obj.pk = form.sent.pk
+        obj.refresh_from_db()
+        return None
+
     list_display = ("id", "room", "sender", "short_text", "created_at", "edited_at", "deleted_at")
     list_filter = (("deleted_at", admin.EmptyFieldListFilter), "room__kind", "created_at")
     search_fields = ("text", "sender__username", "room__name")

@@ -95,7 +95,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
     unique (sender, client id) constraint is the last word.
     """
     actor = access.require_user(actor)
-    room = access.access_room(actor, parse_id(room_id, "Room"), member=True)
+    room, _ = access.access_room_as_member(actor, parse_id(room_id, "Room"))
     client_id = _clean_client_id(client_id)
     previous = _previous_send(actor, client_id, room)
     if previous is not None:
@@ -217,7 +217,7 @@ def mark_read(actor, room_id, message_id) -> Room:
     Moving it backwards (an older message) changes nothing and records nothing.
     """
     actor = access.require_user(actor)
-    room = access.access_room(actor, parse_id(room_id, "Room"), member=True)
+    room, _ = access.access_room_as_member(actor, parse_id(room_id, "Room"))
     try:
         message_pk = parse_id(message_id, "Message")
     except NotFound:

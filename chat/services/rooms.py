@@ -215,7 +215,7 @@ def _remove(room: Room, membership: Membership, reason: str, by: User | None) ->
 def leave_room(actor, room_id) -> Room:
     """Leave a group room. The last one out leaves an empty room behind (staff may delete it)."""
     actor = access.require_user(actor)
-    room = access.access_room(actor, parse_id(room_id, "Room"), member=True)
+    room, _ = access.access_room_as_member(actor, parse_id(room_id, "Room"))
     _require_group(room)
     with transaction.atomic():
         room = events.lock_room(room.pk)

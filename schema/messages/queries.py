@@ -7,7 +7,6 @@ from django.db.models import QuerySet
 from strawberry.types import Info
 
 from chat import access
-from chat.errors import Forbidden
 from chat.models import Message
 from schema.connections import PageConnection
 from schema.context import signed_in_user
@@ -39,9 +38,7 @@ class MessageQueries:
     )
     def messages(self, info: Info, room_id: strawberry.ID, search: str | None = None) -> QuerySet[Message]:
         user = signed_in_user(info)
-        room = access.access_room(user, decode_id(room_id, "Room", "roomId"))
-        if access.membership_of(user, room.pk) is None:
-            raise Forbidden("Join the room to read its messages.")
+        room, _ = access.access_room_as_member(user, decode_id(room_id, "Room", "roomId"))
         qs = Message.objects.filter(room=room)
         if search and search.strip():
             qs = search_messages(qs, search.strip())

@@ -1,0 +1,324 @@
+"""Every query and mutation of the chat API, as every kind of caller.
+
+Roles: anonymous, a signed-in user in no room (outsider), a member, an admin
+and the owner of the rooms, and a staff user who is in none of them. Each
+case asserts the answer; each denial also asserts that nothing changed in the
+database (rows and fields) and that no event was written.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.models import Room
+from tests.chat_world import World, db_state, gid, world_fixture  # noqa: F401 - the `world` fixture
+
+ROLES = ["anonymous", "outsider", "member", "admin", "owner", "staff"]
+
+USERS = "query Users { users(first: 10) { edges { node { username } } } }"
+USER = "query User($id: ID!) { user(id: $id) { username displayName } }"
+ROOMS = "query Rooms { rooms(first: 10) { edges { node { name } } } }"
+ROOM = "query Room($id: ID!) { room(id: $id) { name myRole } }"
+MESSAGES = "query Messages($roomId: ID!) { messages(roomId: $roomId, first: 10) { edges { node { text } } } }"
+NODE = "query Node($id: ID!) { node(id: $id) { ... on Room { name } } }"
+
+CREATE_ROOM = "mutation CreateRoom($input: CreateRoomInput!) { createRoom(input: $input) { name myRole } }"
+UPDATE_ROOM = "mutation UpdateRoom($input: UpdateRoomInput!) { updateRoom(input: $input) { name topic } }"
+DELETE_ROOM = "mutation DeleteRoom($roomId: ID!) { deleteRoom(roomId: $roomId) }"
+JOIN_ROOM = "mutation JoinRoom($roomId: ID!) { joinRoom(roomId: $roomId) { name myRole } }"
+LEAVE_ROOM = "mutation LeaveRoom($roomId: ID!) { leaveRoom(roomId: $roomId) }"
+ADD_MEMBER = (
+    "mutation AddMember($roomId: ID!, $userId: ID!) { addMember(roomId: $roomId, userId: $userId) { memberCount } }"
+)
+REMOVE_MEMBER = "mutation RemoveMember($roomId: ID!, $userId: ID!) { removeMember(roomId: $roomId, userId: $userId) { memberCount } }"
+START_DIRECT_CHAT = "mutation StartDirectChat($userId: ID!) { startDirectChat(userId: $userId) { kind memberCount } }"
+SEND_MESSAGE = (
+    "mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { text sender { username } } }"
+)
+EDIT_MESSAGE = "mutation EditMessage($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { text } }"
+DELETE_MESSAGE = "mutation DeleteMessage($id: ID!) { deleteMessage(id: $id) { text isDeleted } }"
+MARK_READ = "mutation MarkRead($roomId: ID!, $messageId: ID!) { markRead(roomId: $roomId, messageId: $messageId) { unreadCount } }"
+
+ALL_SIGNED_IN_OK = {role: None for role in ROLES if role != "anonymous"}
+MEMBERS_OK = {"member": None, "admin": None, "owner": None}
+
+
+def case(name, query, variables, outcomes, answer=None, changes=True):
+    """One row of the matrix: ``outcomes`` maps a role to its error code (None: allowed);
+    anonymous is always UNAUTHENTICATED. ``answer(world, role)`` is the expected data."""
+    return pytest.param(query, variables, {"anonymous": "UNAUTHENTICATED", **outcomes}, answer, changes, id=name)
+
+
+def names(*values):
+    return {"edges": [{"node": {"name": v}} for v in values]}
+
+
+CASES = [
+    # --- queries (never change anything)
+    case(
+        "users",
+        USERS,
+        lambda w: {},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {
+            "users": {
+                "edges": [
+                    {"node": {"username": u}}
+                    for u in sorted({"olga", "adam", "mia", "max", "otto", "sam"} - {w.user(role).username})
+                ]
+            }
+        },
+        changes=False,
+    ),
+    case(
+        "user",
+        USER,
+        lambda w: {"id": gid("User", w.member.pk)},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"user": {"username": "mia", "displayName": "Mia"}},
+        changes=False,
+    ),
+    case(
+        "rooms",
+        ROOMS,
+        lambda w: {},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"rooms": names("Secret", "Lobby") if role in MEMBERS_OK else names("Lobby")},
+        changes=False,
+    ),
+    case(
+        "room public",
+        ROOM,
+        lambda w: {"id": gid("Room", w.public.pk)},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"room": {"name": "Lobby", "myRole": role.upper() if role in MEMBERS_OK else None}},
+        changes=False,
+    ),
+    case(
+        "room private",
+        ROOM,
+        lambda w: {"id": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"room": {"name": "Secret", "myRole": role.upper()}},
+        changes=False,
+    ),
+    case(
+        "messages public",
+        MESSAGES,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"messages": {"edges": [{"node": {"text": "welcome"}}, {"node": {"text": "hello lobby"}}]}},
+        changes=False,
+    ),
+    case(
+        "messages private",
+        MESSAGES,
+        lambda w: {"roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"messages": {"edges": [{"node": {"text": "psst"}}]}},
+        changes=False,
+    ),
+    # --- room mutations
+    case(
+        "createRoom",
+        CREATE_ROOM,
+        lambda w: {"input": {"name": "New", "memberIds": [gid("User", w.member.pk)]}},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"createRoom": {"name": "New", "myRole": "OWNER"}},
+    ),
+    case(
+        "updateRoom public",
+        UPDATE_ROOM,
+        lambda w: {"input": {"roomId": gid("Room", w.public.pk), "topic": "New topic"}},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"updateRoom": {"name": "Lobby", "topic": "New topic"}},
+    ),
+    case(
+        "updateRoom private",
+        UPDATE_ROOM,
+        lambda w: {"input": {"roomId": gid("Room", w.private.pk), "name": "Renamed"}},
+        {"outsider": "NOT_FOUND", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"updateRoom": {"name": "Renamed", "topic": ""}},
+    ),
+    case(
+        "deleteRoom",
+        DELETE_ROOM,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": None},
+        lambda w, role: {"deleteRoom": gid("Room", w.public.pk)},
+    ),
+    case(
+        "deleteRoom private",
+        DELETE_ROOM,
+        lambda w: {"roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": None},
+        lambda w, role: {"deleteRoom": gid("Room", w.private.pk)},
+    ),
+    case(
+        "joinRoom public",
+        JOIN_ROOM,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"joinRoom": {"name": "Lobby", "myRole": role.upper() if role in MEMBERS_OK else "MEMBER"}},
+    ),
+    case(
+        "joinRoom private",
+        JOIN_ROOM,
+        lambda w: {"roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"joinRoom": {"name": "Secret", "myRole": role.upper()}},
+    ),
+    case(
+        "leaveRoom",
+        LEAVE_ROOM,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"leaveRoom": gid("Room", w.public.pk)},
+    ),
+    case(
+        "leaveRoom private",
+        LEAVE_ROOM,
+        lambda w: {"roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"leaveRoom": gid("Room", w.private.pk)},
+    ),
+    case(
+        "addMember private",
+        ADD_MEMBER,
+        lambda w: {"roomId": gid("Room", w.private.pk), "userId": gid("User", w.other_member.pk)},
+        {"outsider": "NOT_FOUND", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"addMember": {"memberCount": 4}},
+    ),
+    case(
+        "removeMember",
+        REMOVE_MEMBER,
+        lambda w: {"roomId": gid("Room", w.public.pk), "userId": gid("User", w.other_member.pk)},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"removeMember": {"memberCount": 3}},
+    ),
+    case(
+        "removeMember admin",
+        REMOVE_MEMBER,
+        lambda w: {"roomId": gid("Room", w.public.pk), "userId": gid("User", w.admin.pk)},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"removeMember": {"memberCount": 3}},
+    ),
+    case(
+        "removeMember owner",
+        REMOVE_MEMBER,
+        lambda w: {"roomId": gid("Room", w.public.pk), "userId": gid("User", w.owner.pk)},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": "FORBIDDEN"},
+        lambda w, role: {"removeMember": {"memberCount": 3}},
+    ),
+    case(
+        "startDirectChat",
+        START_DIRECT_CHAT,
+        lambda w: {"userId": gid("User", w.member.pk)},
+        {"outsider": None, "member": "BAD_USER_INPUT", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"startDirectChat": {"kind": "DIRECT", "memberCount": 2}},
+    ),
+    # --- message mutations
+    case(
+        "sendMessage public",
+        SEND_MESSAGE,
+        lambda w: {"input": {"roomId": gid("Room", w.public.pk), "text": "  hi  "}},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"sendMessage": {"text": "hi", "sender": {"username": w.user(role).username}}},
+    ),
+    case(
+        "sendMessage private",
+        SEND_MESSAGE,
+        lambda w: {"input": {"roomId": gid("Room", w.private.pk), "text": "hi"}},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"sendMessage": {"text": "hi", "sender": {"username": w.user(role).username}}},
+    ),
+    case(
+        "editMessage",
+        EDIT_MESSAGE,
+        lambda w: {"id": gid("Message", w.message.pk), "text": "edited"},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", "member": None, "admin": "FORBIDDEN", "owner": "FORBIDDEN"},
+        lambda w, role: {"editMessage": {"text": "edited"}},
+    ),
+    case(
+        "deleteMessage",
+        DELETE_MESSAGE,
+        lambda w: {"id": gid("Message", w.message.pk)},
+        {"outsider": "NOT_FOUND", "staff": None, **MEMBERS_OK},
+        lambda w, role: {"deleteMessage": {"text": "", "isDeleted": True}},
+    ),
+    case(
+        "deleteMessage of the owner",
+        DELETE_MESSAGE,
+        lambda w: {"id": gid("Message", w.owner_message.pk)},
+        {"outsider": "NOT_FOUND", "staff": None, "member": "FORBIDDEN", "admin": None, "owner": None},
+        lambda w, role: {"deleteMessage": {"text": "", "isDeleted": True}},
+    ),
+    case(
+        "deleteMessage private",
+        DELETE_MESSAGE,
+        lambda w: {"id": gid("Message", w.private_message.pk)},
+        {"outsider": "NOT_FOUND", "staff": None, **MEMBERS_OK},
+        lambda w, role: {"deleteMessage": {"text": "", "isDeleted": True}},
+    ),
+    case(
+        "markRead",
+        MARK_READ,
+        lambda w: {"roomId": gid("Room", w.public.pk), "messageId": gid("Message", w.owner_message.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"markRead": {"unreadCount": 0}},
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("query", "variables", "outcomes", "answer", "changes"), CASES)
+def test_access_matrix(gql, world: World, role, query, variables, outcomes, answer, changes):
+    before = db_state()
+    body = gql(query, variables(world), user=world.user(role))
+    expected_code = outcomes[role]
+    if expected_code is None:
+        assert body == {"data": answer(world, role)}
+        if not changes:
+            assert db_state() == before
+    else:
+        assert [e["extensions"]["code"] for e in body["errors"]] == [expected_code], body
+        assert body["data"] is None or all(v is None for v in body["data"].values())
+        assert db_state() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_node_lookup_follows_room_visibility(gql, world: World, role):
+    body = gql(NODE, {"id": gid("Room", world.private.pk)}, user=world.user(role))
+    expected = {"name": "Secret"} if role in MEMBERS_OK else None
+    assert body == {"data": {"node": expected}}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        (ROOM, {"id": "not base64!"}),
+        (ROOM, {"id": gid("Room", "x")}),
+        (ROOM, {"id": gid("Message", 1)}),
+        (ROOM, {"id": gid("Room", 10**30)}),
+        (JOIN_ROOM, {"roomId": "garbage"}),
+        (MESSAGES, {"roomId": gid("User", 1)}),
+        (SEND_MESSAGE, {"input": {"roomId": "@@", "text": "x"}}),
+        (EDIT_MESSAGE, {"id": gid("Message", -1), "text": "x"}),
+    ],
+)
+def test_malformed_or_foreign_ids_answer_not_found_or_bad_input(gql, world: World, query, variables):
+    before = db_state()
+    body = gql(query, variables, user=world.member)
+    assert [e["extensions"]["code"] for e in body["errors"]] in (["NOT_FOUND"], ["BAD_USER_INPUT"]), body
+    assert db_state() == before
+
+
+@pytest.mark.django_db
+def test_a_deleted_room_answers_like_a_missing_one(gql, world: World):
+    Room.objects.filter(pk=world.public.pk).update(deleted_at="2026-01-01T00:00:00Z")
+    body = gql(ROOM, {"id": gid("Room", world.public.pk)}, user=world.owner)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert body["errors"][0]["message"] == "Room not found."
