@@ -78,6 +78,10 @@ def _first_argument(info: Info, default: int) -> int:
     first = (field.arguments or {}).get("first", default) if field else default
     if first is None:
         first = default
+    try:
+        first = int(first)  # a literal in the query arrives as its source text
+    except (TypeError, ValueError):
+        raise BadUserInput("`first` must be an integer.", fields={"first": ["Not an integer."]}) from None
     if not 0 <= first <= settings.PAGE_SIZE_MAX:
         raise BadUserInput(
             f"`first` must be between 0 and {settings.PAGE_SIZE_MAX}.", fields={"first": ["Out of range."]}
