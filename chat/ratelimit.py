@@ -49,6 +49,19 @@ def check(key: str, limit: int, window: int) -> None:
         raise RateLimited(retry_after=max(retry_after, 1))
 
 
+def refund(key: str, window: int) -> None:
+    """Give back one attempt counted by ``hit`` in the current window (an attempt
+    that turned out not to count, such as a successful log-in). Counting first
+    and refunding after, rather than checking first and counting after, keeps
+    parallel attempts from all slipping past the limit before any is counted."""
+    try:
+        cache.decr(_window(key, window)[0])
+    except ValueError:  # the window rolled over: nothing to give back
+        pass
+    except Exception:  # noqa: BLE001 - see _unavailable
+        _unavailable(key)
+
+
 def reset(key: str, window: int) -> None:
     try:
         cache.delete(_window(key, window)[0])

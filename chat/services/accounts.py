@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 
 from chat import ratelimit, tokens
 from chat.access import require_user
-from chat.errors import BadUserInput
+from chat.errors import BadUserInput, RateLimited
 from chat.models import User
 
 BAD_CREDENTIALS = "Please enter valid credentials."
@@ -68,23 +68,27 @@ def _check_password_throttled(user: User | None, identifier: str, password: str,
 
     ``RATE_LIMITED`` once the account or the address has used up its failures in
     the window, before the password is even checked (so guessing stops there).
+    Every attempt is counted up front (an atomic increment, so parallel guesses
+    cannot all pass a check before any is counted) and a success is refunded.
     """
     window = settings.LOGIN_THROTTLE_WINDOW
-    limits = _login_limits(user, identifier, client_address)
-    for key, limit in limits:
-        ratelimit.check(key, limit, window)
+    (account_key, account_limit), (address_key, address_limit) = _login_limits(user, identifier, client_address)
+    ratelimit.hit(account_key, account_limit, window)
+    try:
+        ratelimit.hit(address_key, address_limit, window)
+    except RateLimited:
+        ratelimit.refund(account_key, window)  # refused for the address: not the account's fault
+        raise
     if user is None:
         # Hash anyway: an unknown user takes as long as a wrong password.
         User().set_password(password)
         ok = False
     else:
-        ok = user.is_active and user.check_password(password)
+        ok = user.check_password(password) and user.is_active  # hash first: inactive takes as long
     if ok:
-        ratelimit.reset(limits[0][0], window)
-        return True
-    for key, limit in limits:
-        ratelimit.hit(key, limit, window)
-    return False
+        ratelimit.reset(account_key, window)
+        ratelimit.refund(address_key, window)
+    return ok
 
 
 # --- Validation ---------------------------------------------------------------------

@@ -148,6 +148,31 @@ class TestLoginThrottleKeys:
         assert accounts.obtain_tokens(username="alice", password=PASSWORD, client_address="a").user == alice
 
 
+@pytest.mark.django_db(transaction=True)
+def test_parallel_guesses_cannot_slip_past_the_limit(alice, settings):
+    settings.LOGIN_THROTTLE_ATTEMPTS = 3
+    start = threading.Barrier(8)
+    results: list[str] = []
+
+    def guess():
+        start.wait()
+        try:
+            accounts.obtain_tokens(username="alice", password="wrong", client_address="10.0.0.9")
+        except BadUserInput:
+            results.append("wrong")
+        except RateLimited:
+            results.append("limited")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["limited"] * 5 + ["wrong"] * 3
+
+
 class TestDeleteAccount:
     def test_messages_stay_from_a_deleted_user_and_memberships_go(self, alice, bob):
         room = Room.objects.create(name="lobby", created_by=alice)
