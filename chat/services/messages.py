@@ -160,7 +160,8 @@ def edit_message(actor, message_id, text) -> Message:
         raise BadUserInput("A deleted message cannot be edited.")
     with transaction.atomic():
         room = events.lock_room(message.room_id)
-        message = Message.objects.select_for_update().select_related("sender").get(pk=message.pk)
+        # of=self: Postgres refuses FOR UPDATE on the nullable side of the outer join to the sender.
+        message = Message.objects.select_for_update(of=("self",)).select_related("sender").get(pk=message.pk)
         attachments = list(message.attachments.order_by("pk"))
         text = _clean_text(text, allow_empty=bool(attachments))
         if text == message.text:
@@ -195,7 +196,8 @@ def delete_message(actor, message_id) -> Message:
         )
     with transaction.atomic():
         room = events.lock_room(message.room_id)
-        message = Message.objects.select_for_update().select_related("sender").get(pk=message.pk)
+        # of=self: Postgres refuses FOR UPDATE on the nullable side of the outer join to the sender.
+        message = Message.objects.select_for_update(of=("self",)).select_related("sender").get(pk=message.pk)
         if message.is_deleted:
             return message
         attachments = list(message.attachments.all())
@@ -228,7 +230,9 @@ def mark_read(actor, room_id, message_id) -> Room:
     with transaction.atomic():
         room = events.lock_room(room.pk)
         membership = (
-            Membership.objects.select_for_update().filter(room=room, user=actor).select_related("last_read_message")
+            Membership.objects.select_for_update(of=("self",))
+            .filter(room=room, user=actor)
+            .select_related("last_read_message")
         ).first()
         if membership is None:
             raise NotFound("Room not found.")
