@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 DAPHNE = str(Path(PY).parent / "daphne")
+APP = "bench.asgi:application"
 SERVICES_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
 SERVICES_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
@@ -121,7 +122,9 @@ class Server:
         self.port = free_port()
         self.logfile = open(logdir / f"daphne-{name}-{self.port}.log", "w")
         self.proc = subprocess.Popen(
-            [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), "bench.asgi:application"],
+            # A long handshake timeout: a thousand sockets authenticating at once on a
+            # busy machine take longer than daphne's default 5 s.
+            [DAPHNE, "-v", "0", "--websocket_connect_timeout", "300", "-b", "127.0.0.1", "-p", str(self.port), APP],
             cwd=ROOT,
             env=env,
             stdout=self.logfile,
@@ -217,7 +220,7 @@ class Subscribers:
                     {"token": c["token"], "room": c["room"], "variables": {"roomId": ctx.room_gid(c["room"])}}
                     for c in chunk
                 ],
-                "connect_concurrency": 50,
+                "connect_concurrency": 20,
             }
             spec_path = ctx.tmp / f"spec-{id(self)}-{i}.json"
             out_path = ctx.tmp / f"out-{id(self)}-{i}.json"

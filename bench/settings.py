@@ -23,6 +23,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
 
+# BENCH_SHARED_EVENTS=0 measures the subscription path without shared event results.
+GRAPHQL_SHARED_EVENT_RESULTS = os.environ.get("BENCH_SHARED_EVENTS", "1") != "0"
+
 RATE_LIMITS = {action: (10**9, window) for action, (_, window) in RATE_LIMITS.items()}
 
 if REDIS_URL and os.environ.get("BENCH_CHANNEL_LAYER") == "pubsub":

@@ -25,6 +25,7 @@ from schema.node_ids import cache_node_id_attrs
 from schema.operation_log import OperationLog
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
+from schema.shared_events import SharedEventExecutionContext
 
 
 @strawberry.type
@@ -59,5 +60,9 @@ schema = strawberry.Schema(
     types=EVENT_TYPES,  # the RoomEvent implementations (returned through the interface)
     extensions=extensions(),
     config=StrawberryConfig(batching_config=batching_config()),
+    # Subscription events executed once and shared by identical subscribers (schema/shared_events.py).
+    execution_context_class=SharedEventExecutionContext
+    if getattr(settings, "GRAPHQL_SHARED_EVENT_RESULTS", True)
+    else None,
 )
 cache_node_id_attrs()  # once every type is imported: see schema/node_ids.py

@@ -1,0 +1,175 @@
+"""Subscription events executed once per event, shared by the subscribers who
+would see exactly the same result.
+
+Without this, graphql-core executes the subscription's selection set again for
+every subscriber of every event (profiled under bench/, issue 8: the largest
+part of a delivery once node ids were fixed, see schema/node_ids.py). Here the
+per-event executor looks up a result computed for an *identical* execution:
+
+- the same event (room, seq, kind) and the same cursor: the cursor holds the
+  subscription's positions, so one-room subscriptions of a room share it while
+  all-rooms subscriptions of users in different rooms do not;
+- the same operation text, operation name and variable values;
+- a selection made only of fields whose value cannot depend on the viewer
+  (``VIEWER_INDEPENDENT``); any other field (``myRole``, ``unreadCount``,
+  download URLs, ...) adds the viewer's id to the key, so that user gets their
+  own execution.
+
+Authorization stays per subscriber: whether a user receives an event at all is
+decided before this point by chat/realtime.py (membership, own typing, ...);
+only the rendering of an event the user may see is shared. Results with errors
+are never shared. Ephemeral events (no seq) are executed per subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+
+from graphql import ExecutionResult, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+# Field names whose values are the same for every subscriber who may see the event
+# (snapshot data: ids, texts, names, times). Unknown names make the result per viewer.
+VIEWER_INDEPENDENT = frozenset(
+    {
+        "__typename",
+        "cursor",
+        "seq",
+        "createdAt",
+        "editedAt",
+        "deletedAt",
+        "isDeleted",
+        "message",
+        "id",
+        "text",
+        "clientId",
+        "sender",
+        "user",
+        "by",
+        "username",
+        "displayName",
+        "name",
+        "topic",
+        "kind",
+        "isPrivate",
+        "room",
+        "role",
+        "reason",
+        "messageId",
+        "typing",
+        "online",
+    }
+)
+
+RESULTS_MAX = 2048
+_results: OrderedDict[tuple, ExecutionResult | asyncio.Future] = OrderedDict()
+_viewer_independent: dict[tuple, bool] = {}
+
+
+def _fields_viewer_independent(selection_set, fragments, seen: set[str]) -> bool:
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            if selection.name.value not in VIEWER_INDEPENDENT:
+                return False
+            if selection.selection_set and not _fields_viewer_independent(selection.selection_set, fragments, seen):
+                return False
+        elif isinstance(selection, InlineFragmentNode):
+            if not _fields_viewer_independent(selection.selection_set, fragments, seen):
+                return False
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in seen:
+                continue
+            seen.add(name)
+            fragment = fragments.get(name)
+            if fragment is None or not _fields_viewer_independent(fragment.selection_set, fragments, seen):
+                return False
+    return True
+
+
+def _put(key: tuple, value) -> None:
+    _results[key] = value
+    _results.move_to_end(key)
+    while len(_results) > RESULTS_MAX:
+        _results.popitem(last=False)
+
+
+class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, with shared subscription event results."""
+
+    def _share_key(self) -> tuple | None:
+        if self.operation.operation != OperationType.SUBSCRIPTION:
+            return None
+        event = self.root_value
+        seq = getattr(event, "seq", None)
+        cursor = getattr(event, "cursor", None)
+        room = getattr(getattr(event, "room_obj", None), "pk", None)
+        if seq is None or cursor is None or room is None:
+            return None
+        loc = self.operation.loc
+        if loc is None:
+            return None
+        document = loc.source.body
+        operation_key = (document, self.operation.name.value if self.operation.name else None)
+        shared = _viewer_independent.get(operation_key)
+        if shared is None:
+            # The root field is the subscription itself (``roomEvents``...): what it selects decides.
+            shared = all(
+                isinstance(root, FieldNode) and _fields_viewer_independent(root.selection_set, self.fragments, set())
+                for root in self.operation.selection_set.selections
+            )
+            if len(_viewer_independent) > 1024:
+                _viewer_independent.clear()
+            _viewer_independent[operation_key] = shared
+        viewer = None
+        if not shared:
+            user = getattr(self.context_value, "user", None)
+            viewer = getattr(user, "pk", None)
+        try:
+            variables = json.dumps(self.variable_values, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return None
+        return (type(event).__name__, room, seq, cursor, operation_key, variables, viewer)
+
+    def execute_operation(self, *args, **kwargs):
+        key = self._share_key()
+        if key is None:
+            return super().execute_operation(*args, **kwargs)
+        hit = _results.get(key)
+        if isinstance(hit, ExecutionResult):
+            return hit
+        if hit is not None:  # being computed for another subscriber: wait for it
+            return self._await_shared(hit, args, kwargs)
+        result = super().execute_operation(*args, **kwargs)
+        if not self.is_awaitable(result):
+            if not result.errors:
+                _put(key, result)
+            return result
+        future = asyncio.get_running_loop().create_future()
+        _put(key, future)
+        # A task, so that the shared result completes even if this subscriber goes away.
+        return asyncio.ensure_future(self._finish(key, future, result))
+
+    async def _finish(self, key: tuple, future: asyncio.Future, pending) -> ExecutionResult:
+        try:
+            result = await pending
+        except BaseException:
+            _results.pop(key, None)
+            future.set_result(None)
+            raise
+        if result.errors:
+            _results.pop(key, None)
+            future.set_result(None)  # waiters execute for themselves
+        else:
+            _put(key, result)
+            future.set_result(result)
+        return result
+
+    async def _await_shared(self, future: asyncio.Future, args, kwargs) -> ExecutionResult:
+        result = await asyncio.shield(future)
+        if result is not None:
+            return result
+        own = super().execute_operation(*args, **kwargs)
+        return await own if self.is_awaitable(own) else own
