@@ -137,6 +137,9 @@ test('two users chat live in the browser', async () => {
   await bob.waitForFunction(() => ![...document.querySelectorAll('#my-rooms li')]
     .find((li) => li.textContent.includes('# random'))?.querySelector('.badge'));
   await openRoom(bob, 'general');
+  await openRoom(alice, 'general');
+  await messageItem(alice, 'Look at this picture').locator('.attachments img').waitFor();
+  await alice.waitForTimeout(300); // let the thumbnail settle before the picture
 
   await alice.screenshot({ path: join(ARTIFACTS, 'web-chat-alice.png') });
   await bob.screenshot({ path: join(ARTIFACTS, 'web-chat-bob.png') });
