@@ -252,6 +252,16 @@ class TestDelivery:
         assert bye["message"]["text"] == "bye" and bye["message"]["sender"] is None
         await client.close()
 
+    async def test_room_fields_beyond_the_snapshot_are_fetched_for_the_subscriber(self, protocol, room, alice, bob):
+        query = "subscription S($roomId: ID) { messageAdded(roomId: $roomId) { room { name memberCount myRole } } }"
+        client = await connect(bob, protocol)
+        op = await client.subscribe(query, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "hi")
+        payload = await client.next(op)
+        assert payload == {"data": {"messageAdded": {"room": {"name": "lobby", "memberCount": 2, "myRole": "MEMBER"}}}}
+        await client.close()
+
     async def test_rest_sent_messages_are_delivered(self, protocol, room, alice, bob):
         client = await connect(bob, protocol)
         op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
