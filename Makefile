@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate run test lint format bench bench-quick test-e2e schema clean
+.PHONY: install migrate run test lint format bench bench-quick test-e2e schema fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: migrate
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fuzz suite with a large budget (CI runs it with HYPOTHESIS_PROFILE=ci, the default);
+# FUZZ_EXAMPLES=N sets the examples per operation.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest tests/test_fuzz.py -p no:randomly $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -18,7 +18,7 @@ from schema.errors import TypedErrors
 from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
 from schema.events.types import EVENT_TYPES
-from schema.limits import batching_config, limit_extensions
+from schema.limits import batching_config, limit_extensions, scalar_overrides
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
 from schema.node_ids import cache_node_id_attrs
@@ -60,6 +60,7 @@ schema = strawberry.Schema(
     types=EVENT_TYPES,  # the RoomEvent implementations (returned through the interface)
     extensions=extensions(),
     config=StrawberryConfig(batching_config=batching_config()),
+    scalar_overrides=scalar_overrides(),  # Upload accepts files only (schema/limits.py)
     # Subscription events executed once and shared by identical subscribers (schema/shared_events.py).
     execution_context_class=SharedEventExecutionContext
     if getattr(settings, "GRAPHQL_SHARED_EVENT_RESULTS", True)

@@ -61,6 +61,10 @@ class TypedErrors(MaskErrors):
         if isinstance(original, GraphQLError):  # e.g. a malformed global ID
             return with_code(original, False) if original.original_error is None else self.anonymise_error(original)
         chat_error = as_chat_error(original)
+        if chat_error is None and not error.path:
+            # No path: raised while coercing the variables (a scalar's parse_value), before
+            # execution: the value the client sent is wrong (found by tests/test_fuzz.py).
+            return with_code(error, False)
         if chat_error is None:
             logger.error("unexpected error in %s", error.path, exc_info=original)
             message, extensions = "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR"}

@@ -20,7 +20,9 @@ from typing import Any
 
 from django.conf import settings
 from graphql.error import GraphQLError, GraphQLSyntaxError
+from strawberry import scalar
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.file_uploads import Upload
 from strawberry.relay.types import InvalidGlobalIDError
 
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -129,3 +131,27 @@ def unsent_bytes(protocol: Any) -> int:
             total += sum(len(chunk) for chunk in app_buffer)
         transport = getattr(transport, "transport", None)
     return total
+
+
+# --- Uploads -------------------------------------------------------------------------------
+
+
+def _parse_upload(value: Any) -> Any:
+    """Only a file part of a multipart request is an ``Upload``. Strawberry's scalar takes
+    any JSON value (``{"file": "x"}`` reached the upload service as a string: found by
+    tests/test_fuzz.py); refusing here makes it a variable error, ``BAD_USER_INPUT``."""
+    if not (hasattr(value, "read") and hasattr(value, "name")):
+        raise ValueError("Upload must be a file sent as a multipart request.")
+    return value
+
+
+UploadScalar = scalar(
+    name="Upload",
+    description="Represents a file upload.",
+    serialize=lambda value: value,
+    parse_value=_parse_upload,
+)
+
+
+def scalar_overrides() -> dict:
+    return {Upload: UploadScalar}

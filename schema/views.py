@@ -13,6 +13,8 @@ ask for ``application/json`` (or send no ``Accept``) keep the legacy answer:
 
 from __future__ import annotations
 
+import json
+
 from asgiref.sync import sync_to_async
 from cross_web import HTTPException
 from django.conf import settings
@@ -41,6 +43,9 @@ async def authenticate(header: str | None):
         return AnonymousUser(), ServiceUnavailable()
     return (user or AnonymousUser()), None
 
+
+# extensions.code of the errors answered before GraphQL runs (transport level).
+HTTP_ERROR_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -129,16 +134,35 @@ class GraphQLView(AsyncGraphQLView):
         response["Content-Type"] = f"{media_type}; charset=utf-8"
         return response
 
+    def parse_json(self, data):
+        """Strawberry's JSON parsing, refusing with 400 what it would crash on (a 500;
+        found by tests/test_fuzz.py): a body that is not UTF-8, a body that is JSON
+        but not an object (``null``, ``5``, ``[1]``), an ``operationName`` that is not
+        a string. Query-string values (``str``) keep Strawberry's own checks."""
+        try:
+            decoded = self.decode_json(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        if isinstance(data, bytes):
+            for item in decoded if isinstance(decoded, list) else [decoded]:
+                if not isinstance(item, dict):
+                    raise HTTPException(400, "The request body must be a JSON object.")
+                if not isinstance(item.get("operationName"), (str, type(None))):
+                    raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null.")
+        return decoded
+
     async def dispatch(self, request: HttpRequest, *args, **kwargs):
         """Strawberry answers its request errors (bad JSON, wrong method, missing
         query...) as text/plain; we answer them as GraphQL responses with
         ``errors`` only, in the negotiated media type, so clients can parse them."""
         try:
             return await self.run(request=request)
-        except HTTPException as error:
-            media_type = negotiate_media_type(request.headers.get("Accept"))
-            body = self.encode_json({"errors": [StrawberryGraphQLError(error.reason).formatted]})
-            response = HttpResponse(body, status=error.status_code, content_type=f"{media_type}; charset=utf-8")
-            if error.status_code == 405:
-                response["Allow"] = "GET, POST"
-            return response
+        except HTTPException as caught:
+            error = caught
+        media_type = negotiate_media_type(request.headers.get("Accept"))
+        code = HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
+        body = self.encode_json({"errors": [StrawberryGraphQLError(error.reason, extensions={"code": code}).formatted]})
+        response = HttpResponse(body, status=error.status_code, content_type=f"{media_type}; charset=utf-8")
+        if error.status_code == 405:
+            response["Allow"] = "GET, POST"
+        return response

@@ -93,12 +93,16 @@ class TestGraphQLResponseJson:
         response = post(client, "{not json", GRAPHQL_RESPONSE)
         assert response.status_code == 400
         assert media_type(response) == GRAPHQL_RESPONSE
-        assert response.json() == {"errors": [{"message": "Unable to parse request body as JSON"}]}
+        assert response.json() == {
+            "errors": [{"message": "Unable to parse request body as JSON", "extensions": {"code": "BAD_REQUEST"}}]
+        }
 
     def test_a_missing_query_is_400(self, client):
         response = post(client, {"variables": {}}, GRAPHQL_RESPONSE)
         assert response.status_code == 400
-        assert response.json() == {"errors": [{"message": "No GraphQL query found in the request"}]}
+        assert response.json() == {
+            "errors": [{"message": "No GraphQL query found in the request", "extensions": {"code": "BAD_REQUEST"}}]
+        }
 
     def test_a_mutation_over_get_is_refused(self, client):
         response = client.get("/graphql/", {"query": "mutation M { __typename }"}, headers={"Accept": GRAPHQL_RESPONSE})
