@@ -32,6 +32,7 @@ TEXT_PLAIN = "text/plain"
 OCTET_STREAM = "application/octet-stream"
 NAME_MAX_LENGTH = 120
 THUMBNAIL_SIZE = (320, 320)
+EXIF_ORIENTATION = 0x0112
 CHUNK_SIZE = 64 * 1024
 
 # Extensions a name may keep for each sniffed type; the first is the one given
@@ -62,8 +63,9 @@ PILLOW_FORMATS = {
 # Characters that mean something to file systems or shells, replaced in names.
 _UNSAFE_CHARACTERS = re.compile(r'[<>:"|?*;`$]')
 _WHITESPACE = re.compile(r"\s+")
-# Control characters allowed in plain text: tab, line feed, form feed, carriage return.
-_TEXT_CONTROLS = {"\t", "\n", "\x0c", "\r"}
+# Control characters (Unicode category Cc) other than tab, line feed, form feed
+# and carriage return: their presence means the file is not plain text.
+_TEXT_FORBIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _is_plain_text(fileobj) -> bool:
     try:
         while chunk := fileobj.read(CHUNK_SIZE):
             text = decoder.decode(chunk)
-            if any(unicodedata.category(ch) == "Cc" and ch not in _TEXT_CONTROLS for ch in text):
+            if _TEXT_FORBIDDEN_CONTROLS.search(text):
                 return False
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -176,10 +178,14 @@ def _image_info(fileobj, content_type: str) -> tuple[int, int, bytes, str]:
         # verify() leaves the image unusable: open again to decode it.
         fileobj.seek(0)
         with Image.open(fileobj, formats=[pillow_format]) as image:
+            # The size as displayed: EXIF orientations 5 to 8 turn the image on its side.
+            if image.getexif().get(EXIF_ORIENTATION, 1) in {5, 6, 7, 8}:
+                width, height = height, width
+            # JPEG decodes at a reduced scale (still the whole stream, so truncation
+            # is caught): a 12 MP photo's thumbnail costs a fraction of a full decode.
+            image.draft(image.mode, THUMBNAIL_SIZE)
             image.load()
-            oriented = ImageOps.exif_transpose(image)
-            width, height = oriented.size
-            thumbnail, extension = _thumbnail(oriented)
+            thumbnail, extension = _thumbnail(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError:
         raise PayloadTooLarge(
             f"The image has too many pixels; the limit is {settings.MAX_IMAGE_PIXELS}.",
