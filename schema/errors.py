@@ -10,6 +10,7 @@ client never sees a stack trace or an internal message.
 from __future__ import annotations
 
 import logging
+import re
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -24,6 +25,9 @@ from schema.limits import with_code
 
 logger = logging.getLogger("chat.graphql")
 
+# The message of Django's IntegerField.get_prep_value for a value that is not a number.
+_FIELD_EXPECTED_NUMBER = re.compile(r"^Field '[^']+' expected a number but got ")
+
 
 def as_chat_error(exc: BaseException) -> ChatError | None:
     """The domain error an exception stands for, or ``None`` if it is a bug."""
@@ -33,6 +37,10 @@ def as_chat_error(exc: BaseException) -> ChatError | None:
         fields = exc.message_dict if hasattr(exc, "error_dict") else None
         return BadUserInput("; ".join(exc.messages), fields=fields)
     if isinstance(exc, GlobalIDValueError):
+        return BadUserInput("Malformed ID.")
+    if isinstance(exc, (ValueError, TypeError)) and _FIELD_EXPECTED_NUMBER.match(str(exc)):
+        # Django refusing a lookup value, e.g. node(id:) with a global ID "Room:x"
+        # (found by tests/test_fuzz.py): the ID was malformed, not the server.
         return BadUserInput("Malformed ID.")
     if isinstance(exc, PermissionDenied):
         return Forbidden()

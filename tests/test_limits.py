@@ -132,6 +132,16 @@ class TestTypedRequestErrors:
         body = gql('query { user(id: "not-a-global-id") { id } }', user=alice)
         assert codes(body) == ["BAD_USER_INPUT"]
 
+    def test_node_with_a_non_numeric_pk_is_bad_input(self, gql):  # found by tests/test_fuzz.py
+        body = gql("query N($id: ID!) { node(id: $id) { id } }", {"id": "Um9vbTp4"})  # "Room:x"
+        assert codes(body) == ["BAD_USER_INPUT"]
+        assert body["errors"][0]["message"] == "Malformed ID."
+
+    def test_upload_given_a_string_is_bad_input(self, gql, alice):  # found by tests/test_fuzz.py
+        body = gql("mutation U($file: Upload!) { uploadAttachment(file: $file) { id } }", {"file": "x"}, user=alice)
+        assert codes(body) == ["BAD_USER_INPUT"]
+        assert "Upload must be a file sent as a multipart request." in body["errors"][0]["message"]
+
     def test_suggestions_kept_while_introspection_is_on(self, gql):
         body = gql("query { mee { id } }")
         assert "Did you mean 'me'?" in body["errors"][0]["message"]
@@ -198,6 +208,11 @@ class TestProduction:
         ('{"query": "{ me { id } }", "variables": "nope"}', "application/json"),
         ("query=%7Bme%7Bid%7D%7D", "text/plain"),
         ("", "application/json"),
+        # found by tests/test_fuzz.py (each was a 500):
+        ("null", "application/json"),
+        ("[1]", "application/json"),
+        (b"\x80", "application/json"),
+        ('{"query": "{ __typename }", "operationName": 5}', "application/json"),
     ],
 )
 def test_malformed_requests_are_4xx_json(db, body, content_type):
