@@ -15,6 +15,16 @@ from django.urls import re_path
 from backend.asgi import application as project_application
 from bench.consumers import BaselineConsumer
 
+if os.environ.get("BENCH_PRESENCE", "0") != "1":
+    # Presence is published when a user's first socket opens, to every room they
+    # belong to: a thousand members connecting to one room make a million
+    # PresenceChanged deliveries before the first message (O(N^2), see
+    # /tmp/notes/issue-8.md). The message scenarios switch that broadcast off;
+    # BENCH_PRESENCE=1 keeps it.
+    from chat.services import presence
+
+    presence._publish_presence = lambda user, online: None
+
 baseline_router = URLRouter([re_path(r"^bench/ws/(?P<room_id>\d+)/$", BaselineConsumer.as_asgi())])
 
 

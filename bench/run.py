@@ -944,6 +944,7 @@ def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile:
         "sender": "sendMessage mutation" if ctx.has_send_message else "bench publisher",
         "graphql_side": ctx.has_room_events,
         "channel_layer": "in-memory" if mode == "embedded" else "RedisChannelLayer",
+        "presence_broadcast": os.environ.get("BENCH_PRESENCE") == "1",
         "scenarios": {},
         "broken": [],
     }
