@@ -32,6 +32,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import random
 import re
 import time
 from collections import Counter
@@ -376,7 +377,8 @@ class RoomStream:
             async for delivery in self._fill(list(self.positions)):
                 yield delivery
 
-            next_check = time.monotonic() + self.check_interval
+            # Jittered, so that subscriptions opened together do not all query at once.
+            next_check = time.monotonic() + self.check_interval * random.uniform(0.5, 1.0)
             while not self._done:
                 try:
                     message = await asyncio.wait_for(self._queue.get(), max(next_check - time.monotonic(), 0.001))

@@ -213,7 +213,7 @@ async def cross_process(servers: list[int], room_id: str, room_pk: int, alice_to
     async with Subscriber(port_a, bob_token) as bob_ws:
         await bob_ws.subscribe({"roomId": room_id})
         await until_in_group(f"room.{room_pk}")
-        for i in range(40):
+        for i in range(int(os.environ.get("REALTIME_LATENCY_SAMPLES", "40"))):
             started = time.perf_counter()
             sending = asyncio.ensure_future(send(port_b, f"live {i}"))
             event = await bob_ws.event()

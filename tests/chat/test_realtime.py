@@ -12,7 +12,7 @@ from weakref import WeakSet
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +24,15 @@ from chat.services import presence
 from chat.services import rooms as room_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A new channel layer per test: channels_redis binds its locks and pools to
+    the event loop that first used them, and each test runs in its own loop."""
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    yield
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
 
 
 class Socket:
