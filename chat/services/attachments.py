@@ -46,7 +46,7 @@ def store_upload(actor: User, uploaded_file) -> Attachment:
     actor = access.require_user(actor)
     limit, window = settings.RATE_LIMITS["upload"]
     ratelimit.hit(f"upload:{actor.pk}", limit, window)
-    if uploaded_file is None:
+    if uploaded_file is None or not callable(getattr(uploaded_file, "read", None)):
         raise BadUserInput("A file is required.", fields={"file": ["This field is required."]})
     size = files.file_size(uploaded_file)
     if size > settings.MAX_UPLOAD_BYTES:

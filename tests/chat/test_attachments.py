@@ -93,6 +93,12 @@ class TestStore:
         assert Attachment.objects.count() == 0
         assert stored_files() == []
 
+    @pytest.mark.parametrize("not_a_file", [None, "a string", 42, {"name": "x.png"}])
+    def test_something_that_is_not_a_file_is_bad_input(self, alice, not_a_file):
+        with pytest.raises(BadUserInput):
+            attachments.store_upload(alice, not_a_file)
+        assert Attachment.objects.count() == 0
+
     def test_the_size_limit_is_inclusive(self, alice, settings):
         settings.MAX_UPLOAD_BYTES = 2000
         assert attachments.store_upload(alice, upload("ok.txt", b"a" * 2000)).size == 2000
