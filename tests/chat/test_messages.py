@@ -14,6 +14,7 @@ from tests.chat_world import (
     World,
     db_state,
     events_after,
+    fast_user,
     last_event_id,
     user_snap,
     world_fixture,  # noqa: F401 - the `world` fixture
@@ -256,3 +257,31 @@ class TestMarkRead:
         with pytest.raises(Forbidden):
             messages.send_message(world.other_member, world.public.pk, "still here?")
         assert not Message.objects.filter(sender=world.other_member).exists()
+
+
+class TestAdminAdd:
+    def test_adding_a_message_in_the_admin_sends_it(self, world: World, client):
+        admin_user = fast_user("root", is_staff=True, is_superuser=True)
+        client.force_login(admin_user)
+        mark = last_event_id()
+        response = client.post(
+            "/admin/chat/message/add/",
+            {"room": world.public.pk, "sender": world.owner.pk, "text": " from the admin ", "client_id": ""},
+        )
+        assert response.status_code == 302, response.content
+        message = Message.objects.get(text="from the admin")
+        assert (message.sender, message.room_id) == (world.owner, world.public.pk)
+        assert [(kind, payload["message"]["id"]) for _, kind, _, payload in events_after(mark)] == [
+            ("MessageAdded", message.pk)
+        ]
+
+    def test_the_services_rules_apply(self, world: World, client):
+        admin_user = fast_user("root", is_staff=True, is_superuser=True)
+        client.force_login(admin_user)
+        before = db_state()
+        response = client.post(
+            "/admin/chat/message/add/", {"room": world.private.pk, "sender": world.outsider.pk, "text": "sneaky"}
+        )
+        assert response.status_code == 200
+        assert b"Room not found." in response.content
+        assert db_state() == before
