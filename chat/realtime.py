@@ -32,9 +32,7 @@ import base64
 import binascii
 import contextlib
 import logging
-import random
 import re
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ MEMBER_JOINED = Event.Kind.MEMBER_JOINED.value
 MEMBER_LEFT = Event.Kind.MEMBER_LEFT.value
 ROOM_DELETED = Event.Kind.ROOM_DELETED.value
 TYPING_CHANGED = "TypingChanged"
+CHECK_TYPE = "realtime.check"  # put in a subscription's queue by the checker, never sent on a layer
 PRESENCE_CHANGED = "PresenceChanged"
 
 
@@ -164,7 +163,7 @@ def _events_after(positions: Mapping[int, int], limit: int) -> list[dict]:
 # --- The subscription ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity (the checker holds a set of them)
 class RoomStream:
     """The state of one subscription on one socket.
 
@@ -180,7 +179,6 @@ class RoomStream:
     after: str | None = None
     kinds: frozenset[str] | None = None
     ephemeral: bool = True
-    check_interval: float = field(default_factory=lambda: float(getattr(settings, "REALTIME_CHECK_INTERVAL", 5)))
 
     positions: dict[int, int] = field(default_factory=dict)
     _groups: Counter = field(default_factory=Counter)
@@ -377,27 +375,92 @@ class RoomStream:
             async for delivery in self._fill(list(self.positions)):
                 yield delivery
 
-            # Jittered, so that subscriptions opened together do not all query at once.
-            next_check = time.monotonic() + self.check_interval * random.uniform(0.5, 1.0)
+            # The process-wide checker wakes this subscription (CHECK_TYPE) when the
+            # database shows it behind or its memberships changed unseen.
+            checker.register(self)
             while not self._done:
-                try:
-                    message = await asyncio.wait_for(self._queue.get(), max(next_check - time.monotonic(), 0.001))
-                except TimeoutError:
-                    message = None
-                if message is not None and message.get("type") == EVENT_TYPE:
+                message = await self._queue.get()
+                if message.get("type") == EVENT_TYPE:
                     async for delivery in self._on_event(message):
                         yield delivery
-                elif message is not None:
+                elif message.get("type") == CHECK_TYPE:
+                    async for delivery in self._check():
+                        yield delivery
+                else:
                     delivery = self._on_ephemeral(message)
                     if delivery is not None:
                         yield delivery
-                if time.monotonic() >= next_check:
-                    async for delivery in self._check():
-                        yield delivery
-                    next_check = time.monotonic() + self.check_interval
         finally:
+            checker.unregister(self)
             self._unlisten()
             await self._release()
+
+    def needs_check(self, last_seqs: Mapping[int, int], joined: Mapping[int, set[int]]) -> bool:
+        """Whether the database shows this subscription behind, or its memberships
+        differ from the rooms it tracks (a lost join, leave or deletion)."""
+        if any(last_seqs.get(room, seq) > seq for room, seq in self.positions.items()):
+            return True
+        rooms = joined.get(self.user.pk, set())
+        if self.follows_membership:
+            return rooms != set(self.positions)
+        return bool(self.positions) and self.room_id not in rooms
+
+
+# --- The periodic check, once per process ----------------------------------------------
+
+
+def _check_snapshot(room_ids: list[int], user_ids: list[int]) -> tuple[dict[int, int], dict[int, set[int]]]:
+    """Two queries for every subscription of the process: the rooms' latest seq and
+    the users' live memberships."""
+    last_seqs = dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))
+    joined: dict[int, set[int]] = {}
+    memberships = Membership.objects.filter(user_id__in=user_ids, room__deleted_at__isnull=True)
+    for user_id, room_id in memberships.values_list("user_id", "room_id"):
+        joined.setdefault(user_id, set()).add(room_id)
+    return last_seqs, joined
+
+
+class Checker:
+    """Every ``REALTIME_CHECK_INTERVAL`` seconds, compares what the subscriptions of
+    this process hold with the database (two queries in all, however many
+    subscriptions) and wakes those that are behind: a dropped last event, or a
+    dropped join, leave or deletion, is repaired within an interval."""
+
+    def __init__(self):
+        self.streams: set[RoomStream] = set()
+        self.task: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def register(self, stream: RoomStream) -> None:
+        self.streams.add(stream)
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.loop is not loop:
+            self.loop = loop
+            self.task = loop.create_task(self.run())
+
+    def unregister(self, stream: RoomStream) -> None:
+        self.streams.discard(stream)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.streams and self.loop is loop:
+            await asyncio.sleep(float(getattr(settings, "REALTIME_CHECK_INTERVAL", 5)))
+            streams = [s for s in self.streams if s.positions or s.follows_membership]
+            if not streams:
+                continue
+            rooms = sorted({room for s in streams for room in s.positions})
+            users = sorted({s.user.pk for s in streams})
+            try:
+                last_seqs, joined = await database_sync_to_async(_check_snapshot)(rooms, users)
+            except Exception:  # the database is down: try again next interval
+                logger.warning("realtime check failed", exc_info=True)
+                continue
+            for stream in streams:
+                if stream.needs_check(last_seqs, joined):
+                    stream._queue.put_nowait({"type": CHECK_TYPE})
+
+
+checker = Checker()
 
 
 def room_events(

@@ -218,6 +218,31 @@ class TestEngine:
             assert only.kind == "MessageAdded" and only.seq == 4
             await stream.close()
 
+    async def test_one_check_per_interval_for_all_subscriptions_of_the_process(
+        self, settings, monkeypatch, room, alice, bob
+    ):
+        settings.REALTIME_CHECK_INTERVAL = 0.25
+        calls = []
+        original = realtime._check_snapshot
+
+        def counting(rooms, users):
+            calls.append((rooms, users))
+            return original(rooms, users)
+
+        monkeypatch.setattr(realtime, "_check_snapshot", counting)
+        async with Socket() as socket:
+            streams = [Stream(socket, user) for user in (alice, bob, bob)]
+            await asyncio.sleep(1.1)
+            assert 2 <= len(calls) <= 5  # about one per interval, not one per subscription
+            assert calls[-1] == ([room.pk], sorted([alice.pk, bob.pk]))
+            # A message whose publication was lost is found by the next check.
+            await sync_to_async(record)(room.pk, "unpublished", alice, publish=False)
+            for stream in streams:
+                [delivered] = await stream.wait_for(1, timeout=3)
+                assert delivered.message["payload"]["message"]["text"] == "unpublished"
+            for stream in streams:
+                await stream.close()
+
     def test_ends_membership(self, bob):
         left = {"kind": "MemberLeft", "payload": {"user": {"id": bob.pk}}}
         assert realtime.ends_membership(left, bob.pk)
