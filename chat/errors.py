@@ -84,3 +84,13 @@ class ServiceUnavailable(ChatError):
     code = "SERVICE_UNAVAILABLE"
     http_status = 503
     default_message = "The service is temporarily unavailable; try again shortly."
+
+
+def is_nul_character_error(exc: BaseException) -> bool:
+    """psycopg2 refuses text with NUL characters (Postgres cannot store them) with a
+    ValueError before anything is written; that is bad input, not a server fault
+    (found by tests/test_fuzz.py in services mode)."""
+    return isinstance(exc, ValueError) and "NUL (0x00)" in str(exc)
+
+
+NUL_CHARACTER_MESSAGE = "Text must not contain NUL (U+0000) characters."

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET
 
 from chat import access, tokens
 from chat.errors import (
+    NUL_CHARACTER_MESSAGE,
     BadUserInput,
     ChatError,
     NotFound,
@@ -29,6 +30,7 @@ from chat.errors import (
     RateLimited,
     ServiceUnavailable,
     Unauthenticated,
+    is_nul_character_error,
 )
 from chat.models import Attachment, Message, User
 from chat.services import attachments
@@ -137,7 +139,9 @@ def api_view(*methods: str):
             except DatabaseError:
                 logger.warning("database error in %s", request.path, exc_info=True)
                 return _error_response(ServiceUnavailable())
-            except Exception:
+            except Exception as error:
+                if is_nul_character_error(error):
+                    return _error_response(BadUserInput(NUL_CHARACTER_MESSAGE))
                 logger.exception("unexpected error in %s", request.path)
                 return _error_response(ChatError())
 

@@ -20,7 +20,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
 
-from chat.errors import BadUserInput, ChatError, Forbidden, NotFound, ServiceUnavailable
+from chat.errors import (
+    NUL_CHARACTER_MESSAGE,
+    BadUserInput,
+    ChatError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    is_nul_character_error,
+)
 from schema.limits import with_code
 
 logger = logging.getLogger("chat.graphql")
@@ -38,6 +46,8 @@ def as_chat_error(exc: BaseException) -> ChatError | None:
         return BadUserInput("; ".join(exc.messages), fields=fields)
     if isinstance(exc, GlobalIDValueError):
         return BadUserInput("Malformed ID.")
+    if is_nul_character_error(exc):
+        return BadUserInput(NUL_CHARACTER_MESSAGE)
     if isinstance(exc, (ValueError, TypeError)) and _FIELD_EXPECTED_NUMBER.match(str(exc)):
         # Django refusing a lookup value, e.g. node(id:) with a global ID "Room:x"
         # (found by tests/test_fuzz.py): the ID was malformed, not the server.

@@ -220,3 +220,32 @@ def test_malformed_requests_are_4xx_json(db, body, content_type):
     assert 400 <= response.status_code < 500, response.content
     payload = response.json()
     assert payload["errors"] and "Traceback" not in response.content.decode()
+
+
+@pytest.mark.services
+class TestNulCharactersOnPostgres:
+    """Postgres cannot store U+0000: psycopg2 refuses before writing (found by tests/test_fuzz.py)."""
+
+    def test_graphql_text_with_nul_is_bad_input_and_writes_nothing(self, gql, alice):
+        from chat.models import Room
+
+        body = gql("mutation C($n: String!) { createRoom(input: {name: $n}) { id } }", {"n": "a\x00b"}, user=alice)
+        assert codes(body) == ["BAD_USER_INPUT"]
+        assert body["errors"][0]["message"] == "Text must not contain NUL (U+0000) characters."
+        assert Room.objects.count() == 0
+
+    def test_rest_text_with_nul_is_400_and_writes_nothing(self, db, alice):
+        from chat.models import Message
+        from chat.services import rooms
+        from schema.global_ids import encode_id
+        from tests.clients import token_for
+
+        room = rooms.create_room(alice, "nul")
+        response = Client().post(
+            f"/api/rooms/{encode_id('Room', room.pk)}/messages/",
+            {"text": "a\x00b"},
+            headers={"Authorization": f"Bearer {token_for(alice)}"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+        assert Message.objects.count() == 0
