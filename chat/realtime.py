@@ -11,9 +11,10 @@ How it keeps its promise on an at-most-once channel layer:
   the last event it delivered. A live event with ``seq <= position`` is a
   duplicate and dropped; ``seq > position + 1`` reveals a gap, filled from the
   Event table before anything else of that room is delivered.
-- A dropped *last* event reveals no gap; a periodic check (one query, every
-  ``REALTIME_CHECK_INTERVAL`` seconds) compares positions with ``Room.last_seq``
-  and, for all-rooms subscriptions, with the user's memberships.
+- A dropped *last* event reveals no gap; a periodic check (``Checker``: two
+  queries per process every ``REALTIME_CHECK_INTERVAL`` seconds, whatever the
+  number of subscriptions) compares positions with ``Room.last_seq`` and the
+  tracked rooms with the users' memberships, and wakes the subscriptions behind.
 - Start and resume: the groups are joined *before* positions are read, so an
   event committed in between is either in the replay or arrives live (and is
   then a duplicate by seq): no gap, no duplicate.
