@@ -945,7 +945,7 @@ def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile:
         "graphql_side": ctx.has_room_events,
         "channel_layer": "in-memory" if mode == "embedded" else "RedisChannelLayer",
         "presence_broadcast": os.environ.get("BENCH_PRESENCE") == "1",
-        "realtime_check_interval_s": float(os.environ.get("BENCH_CHECK_INTERVAL", "60")),
+        "realtime_check_interval_s": os.environ.get("BENCH_CHECK_INTERVAL") or "project default",
         "scenarios": {},
         "broken": [],
     }
