@@ -246,13 +246,6 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-
-# --- Static, i18n -------------------------------------------------------------------
-STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
-WHITENOISE_USE_FINDERS = DEBUG
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
 # S3-compatible object storage (django-storages) as soon as a bucket is named.
 # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the instance's role
 # (boto3's usual chain). The bucket stays private: bytes go out through
@@ -274,6 +267,13 @@ if AWS_STORAGE_BUCKET_NAME:
 UPLOAD_PRUNE_AFTER = timedelta(hours=env_int("UPLOAD_PRUNE_AFTER_HOURS", 24))
 # Lifetime of the signed download URLs given out in `downloadUrl` / `thumbnailUrl`.
 DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 300)
+
+# --- Static, i18n -------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+WHITENOISE_USE_FINDERS = DEBUG
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
