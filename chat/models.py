@@ -210,6 +210,7 @@ class Event(models.Model):
         MESSAGE_DELETED = "MessageDeleted"
         MEMBER_JOINED = "MemberJoined"
         MEMBER_LEFT = "MemberLeft"
+        MEMBER_ROLE_CHANGED = "MemberRoleChanged"
         ROOM_UPDATED = "RoomUpdated"
         ROOM_DELETED = "RoomDeleted"
         READ_RECEIPT = "ReadReceipt"

@@ -23,6 +23,7 @@ from chat import ratelimit, tokens
 from chat.access import require_user
 from chat.errors import BadUserInput, RateLimited
 from chat.models import User
+from chat.services import rooms
 
 BAD_CREDENTIALS = "Please enter valid credentials."
 REQUIRED = "This field is required."
@@ -297,13 +298,17 @@ def update_profile(
 def delete_account(actor: User, *, password: str | None, client_address: str | None = None) -> int:
     """Delete the actor's account after confirming the password; returns its former id.
 
-    The user row goes (tokens, memberships and refresh tokens with it); messages
-    stay, with ``sender`` set to NULL, and read as "from a deleted user".
+    First the user leaves every live room through the rooms service (a
+    ``MemberLeft`` with reason "deleted" in each, group rooms and direct chats
+    alike; an owner hands over ownership as on ``leaveRoom``). Then the user row
+    goes (tokens and refresh tokens with it); messages stay, with ``sender`` set
+    to NULL, and read as "from a deleted user". All in one transaction.
     """
     actor = require_user(actor)
     _confirm_password(actor, password, "password", client_address)
     user_id = actor.pk
     with transaction.atomic():
         tokens.revoke_all_tokens(actor)  # closes the user's open sockets once committed
+        rooms.leave_all_rooms(actor, reason="deleted")
         User.objects.filter(pk=user_id).delete()
     return user_id

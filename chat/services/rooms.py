@@ -212,6 +212,29 @@ def _remove(room: Room, membership: Membership, reason: str, by: User | None) ->
     )
 
 
+def leave_all_rooms(user: User, reason: str = "left") -> list[int]:
+    """Take ``user`` out of every live room they are in (the caller's transaction,
+    deleting the account, is expected around it); returns the room ids.
+
+    Each room goes through ``_remove`` like ``leave_room`` (an owner hands over
+    ownership, a ``MemberLeft`` is recorded); direct chats too, so that the
+    partner learns it. Rooms are locked in id order, like any multi-room writer should.
+    """
+    left = []
+    room_ids = (
+        Membership.objects.filter(user=user, room__deleted_at__isnull=True)
+        .order_by("room_id")
+        .values_list("room_id", flat=True)
+    )
+    for room_id in list(room_ids):
+        room = events.lock_room(room_id)
+        membership = Membership.objects.filter(room=room, user=user).select_related("user").first()
+        if membership is not None:
+            _remove(room, membership, reason, None)
+            left.append(room_id)
+    return left
+
+
 def leave_room(actor, room_id) -> Room:
     """Leave a group room. The last one out leaves an empty room behind (staff may delete it)."""
     actor = access.require_user(actor)
@@ -271,6 +294,52 @@ def remove_member(actor, room_id, user_id) -> Room:
         if target.role not in may_remove:
             raise Forbidden("You may not remove this member.")
         _remove(room, target, "removed", actor)
+    return room
+
+
+def set_member_role(actor, room_id, user_id, role) -> Room:
+    """Change a member's role in a group room.
+
+    The owner (or staff) makes a member an admin or an admin a member. Only the
+    owner hands over ownership (``role`` owner): the previous owner becomes an
+    admin in the same transaction, and both changes are recorded. Nobody changes
+    their own role (``BadUserInput``); the owner's role changes only through a
+    handover. Setting the role a member has already changes nothing.
+    """
+    actor = access.require_user(actor)
+    room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
+    access.require_role(access.membership_of(actor, room.pk), Role.OWNER, user=actor)
+    _require_group(room)
+    if role not in Role.values:
+        raise BadUserInput("Unknown role.", fields={"role": [f"Unknown role {role}."]})
+    target_id = parse_id(user_id, "User")
+    if target_id == actor.pk:
+        raise BadUserInput("You cannot change your own role.", fields={"userId": ["Choose another member."]})
+    with transaction.atomic():
+        room = events.lock_room(room.pk)
+        mine = Membership.objects.filter(room=room, user=actor).first()
+        access.require_role(mine, Role.OWNER, user=actor)  # again, under the lock
+        target = Membership.objects.filter(room=room, user_id=target_id).select_related("user").first()
+        if target is None:
+            raise NotFound("This user is not a member of the room.")
+        if target.role == Role.OWNER:
+            raise Forbidden("The owner's role changes only when they hand over ownership.")
+        if role == Role.OWNER and (mine is None or mine.role != Role.OWNER):
+            raise Forbidden("Only the owner may hand over ownership.")
+        if target.role == role:
+            return room
+        changes = [(target, role)]
+        if role == Role.OWNER:
+            mine.user = actor
+            changes.append((mine, Role.ADMIN))
+        for membership, new_role in changes:
+            Membership.objects.filter(pk=membership.pk).update(role=new_role)
+            events.record_event(
+                room,
+                Event.Kind.MEMBER_ROLE_CHANGED,
+                {"user": events.user_snapshot(membership.user), "role": new_role, "by": events.user_snapshot(actor)},
+                actor=actor,
+            )
     return room
 
 

@@ -296,13 +296,32 @@ class MemberJoined(RoomEvent):
 class MemberLeftReason(Enum):
     LEFT = "left"
     REMOVED = "removed"
+    DELETED = strawberry.enum_value(
+        "deleted", description="They deleted their account (in group rooms and direct chats alike)."
+    )
 
 
-@strawberry.type(description="Someone left the room or was removed. Your own is the last event of that room.")
+@strawberry.type(
+    description=(
+        "Someone left the room, was removed, or deleted their account. Your own is the last event of that room."
+    )
+)
 class MemberLeft(RoomEvent):
     user: UserType
     reason: MemberLeftReason
     by: UserType | None = strawberry.field(description="Who removed them; null if they left.")
+
+
+@strawberry.type(
+    description=(
+        "A member's role changed. A handover of ownership is two of these: the new owner's, then the "
+        "previous owner's (now admin)."
+    )
+)
+class MemberRoleChanged(RoomEvent):
+    user: UserType
+    role: LazyRole = strawberry.field(description="The member's new role.")
+    by: UserType | None = strawberry.field(description="Who changed it.")
 
 
 @strawberry.type(description="The room's name, topic or privacy changed: `room` has the new values.")
@@ -353,6 +372,10 @@ async def build_event(delivery: Delivery) -> RoomEvent:
         from schema.rooms.types import RoomRole as Role
 
         return MemberJoined(user=objects["user"], role=Role(payload["role"]), by=objects.get("by"), **common)
+    if kind == "MemberRoleChanged":
+        from schema.rooms.types import RoomRole as Role
+
+        return MemberRoleChanged(user=objects["user"], role=Role(payload["role"]), by=objects.get("by"), **common)
     if kind == "MemberLeft":
         return MemberLeft(
             user=objects["user"], reason=MemberLeftReason(payload["reason"]), by=objects.get("by"), **common
@@ -413,6 +436,7 @@ EVENT_TYPES = [
     MessageDeleted,
     MemberJoined,
     MemberLeft,
+    MemberRoleChanged,
     RoomUpdated,
     RoomDeleted,
     ReadReceipt,

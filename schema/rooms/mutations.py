@@ -8,7 +8,7 @@ from chat.services import rooms
 from schema.context import signed_in_user
 from schema.global_ids import decode_id, encode_id
 from schema.rooms.queries import refetch_room
-from schema.rooms.types import RoomType
+from schema.rooms.types import RoomRole, RoomType
 
 
 @strawberry.input(description="A new group room.")
@@ -114,6 +114,24 @@ class RoomMutations:
     def remove_member(self, info: Info, room_id: strawberry.ID, user_id: strawberry.ID) -> RoomType:
         user = signed_in_user(info)
         room = rooms.remove_member(user, decode_id(room_id, "Room", "roomId"), decode_id(user_id, "User", "userId"))
+        return refetch_room(info, room.pk)
+
+    @strawberry_django.mutation(
+        description=(
+            "Change a member's role in a group room: the owner or staff make a member an ADMIN or an admin a "
+            "MEMBER. OWNER hands over ownership (the owner only; you become an ADMIN). Changing your own role is "
+            "BAD_USER_INPUT (for those who may change roles); the owner's role, direct chats and other callers are "
+            "FORBIDDEN; a user who is not a "
+            "member is NOT_FOUND. Setting the role a member has changes nothing."
+        )
+    )
+    def set_member_role(self, info: Info, room_id: strawberry.ID, user_id: strawberry.ID, role: RoomRole) -> RoomType:
+        room = rooms.set_member_role(
+            signed_in_user(info),
+            decode_id(room_id, "Room", "roomId"),
+            decode_id(user_id, "User", "userId"),
+            role.value,
+        )
         return refetch_room(info, room.pk)
 
     @strawberry_django.mutation(

@@ -11,8 +11,8 @@ from django.db import connection
 
 from chat import ratelimit, tokens
 from chat.errors import BadUserInput, RateLimited, Unauthenticated
-from chat.models import Membership, Message, RefreshToken, Room, User
-from chat.services import accounts
+from chat.models import Event, Membership, Message, RefreshToken, Room, User
+from chat.services import accounts, messages, rooms
 
 PASSWORD = "correct horse battery"
 
@@ -198,3 +198,47 @@ class TestDeleteAccount:
         with pytest.raises(BadUserInput):
             accounts.delete_account(alice, password="nope", client_address="a")
         assert User.objects.filter(pk=alice.pk).exists()
+
+
+class TestDeleteAccountTellsTheRooms:
+    def test_every_room_gets_member_left_deleted_and_ownership_passes_on(self, alice, bob, make_user):
+        carol = make_user("carol")
+        owned = rooms.create_room(alice, "owned", member_ids=[carol.pk, bob.pk])
+        joined = rooms.create_room(bob, "joined", member_ids=[alice.pk])
+        direct = rooms.start_direct_chat(bob, alice.pk)
+        gone = rooms.create_room(alice, "gone", member_ids=[bob.pk])
+        rooms.delete_room(alice, gone.pk)
+        sent = messages.send_message(alice, owned.pk, "bye")
+        mark = Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+        alice_snap = {"id": alice.pk, "username": "alice", "display_name": "Alice"}
+
+        accounts.delete_account(alice, password=PASSWORD, client_address="a")
+
+        left = {"user": alice_snap, "reason": "deleted", "by": None}
+        assert [
+            (e.room_id, e.kind, e.seq, e.payload, e.actor_id) for e in Event.objects.filter(pk__gt=mark).order_by("pk")
+        ] == [
+            (owned.pk, "MemberLeft", 5, left, None),
+            (joined.pk, "MemberLeft", 3, left, None),
+            (direct.pk, "MemberLeft", 3, left, None),
+        ]
+        # The longest-standing member inherits; the direct chat stays, for bob alone.
+        assert list(Membership.objects.filter(room=owned).order_by("pk").values_list("user_id", "role")) == [
+            (carol.pk, "owner"),
+            (bob.pk, "member"),
+        ]
+        assert list(Membership.objects.filter(room=direct).values_list("user_id", flat=True)) == [bob.pk]
+        assert Room.objects.filter(pk=direct.pk, deleted_at__isnull=True).exists()
+        assert list(Message.objects.filter(pk=sent.pk).values_list("sender_id", "text")) == [(None, "bye")]
+        assert not Event.objects.filter(room=gone, pk__gt=mark).exists()
+
+    def test_wrong_password_tells_nobody(self, alice, bob):
+        room = rooms.create_room(alice, "owned", member_ids=[bob.pk])
+        events_before = Event.objects.count()
+        with pytest.raises(BadUserInput):
+            accounts.delete_account(alice, password="nope", client_address="a")
+        assert Event.objects.count() == events_before
+        assert list(Membership.objects.filter(room=room).order_by("pk").values_list("user_id", "role")) == [
+            (alice.pk, "owner"),
+            (bob.pk, "member"),
+        ]

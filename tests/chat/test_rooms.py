@@ -328,3 +328,96 @@ class TestDirectChats:
         with pytest.raises(Forbidden):
             rooms.leave_room(alice, room.pk)
         assert db_state()["memberships"] == before["memberships"]
+
+
+class TestMemberRoles:
+    def test_owner_makes_a_member_admin_and_back(self, world: World):
+        mark = last_event_id()
+        rooms.set_member_role(world.owner, world.public.pk, world.member.pk, "admin")
+        rooms.set_member_role(world.owner, world.public.pk, world.member.pk, "member")
+        seq = Room.objects.get(pk=world.public.pk).last_seq
+        change = {"user": user_snap(world.member), "by": user_snap(world.owner)}
+        assert events_after(mark) == [
+            (world.public.pk, "MemberRoleChanged", seq - 1, {**change, "role": "admin"}),
+            (world.public.pk, "MemberRoleChanged", seq, {**change, "role": "member"}),
+        ]
+        assert Membership.objects.get(room=world.public, user=world.member).role == "member"
+
+    def test_staff_demote_an_admin(self, world: World):
+        mark = last_event_id()
+        rooms.set_member_role(world.staff, world.private.pk, world.admin.pk, "member")
+        seq = Room.objects.get(pk=world.private.pk).last_seq
+        assert events_after(mark) == [
+            (
+                world.private.pk,
+                "MemberRoleChanged",
+                seq,
+                {"user": user_snap(world.admin), "role": "member", "by": user_snap(world.staff)},
+            )
+        ]
+
+    def test_handover_makes_the_previous_owner_admin(self, world: World):
+        mark = last_event_id()
+        rooms.set_member_role(world.owner, world.public.pk, world.member.pk, "owner")
+        seq = Room.objects.get(pk=world.public.pk).last_seq
+        assert dict(Membership.objects.filter(room=world.public).values_list("user__username", "role")) == {
+            "olga": "admin",
+            "adam": "admin",
+            "mia": "owner",
+            "max": "member",
+        }
+        assert events_after(mark) == [
+            (
+                world.public.pk,
+                "MemberRoleChanged",
+                seq - 1,
+                {"user": user_snap(world.member), "role": "owner", "by": user_snap(world.owner)},
+            ),
+            (
+                world.public.pk,
+                "MemberRoleChanged",
+                seq,
+                {"user": user_snap(world.owner), "role": "admin", "by": user_snap(world.owner)},
+            ),
+        ]
+
+    def test_the_same_role_again_changes_nothing(self, world: World):
+        before = db_state()
+        rooms.set_member_role(world.owner, world.public.pk, world.admin.pk, "admin")
+        assert db_state() == before
+
+    @pytest.mark.parametrize(
+        ("actor", "target", "role", "error"),
+        [
+            ("admin", "member", "admin", Forbidden),  # admins do not change roles
+            ("member", "other_member", "admin", Forbidden),
+            ("outsider", "member", "admin", Forbidden),  # public room, not a member
+            ("staff", "member", "owner", Forbidden),  # only the owner hands over
+            ("staff", "owner", "admin", Forbidden),  # the owner's role changes only by handover
+            ("owner", "owner", "admin", BadUserInput),  # nobody changes their own role
+            ("staff", "staff", "admin", BadUserInput),
+            ("owner", "outsider", "admin", NotFound),  # not a member
+            ("owner", "member", "boss", BadUserInput),
+        ],
+    )
+    def test_denials_change_nothing(self, world: World, actor, target, role, error):
+        before = db_state()
+        with pytest.raises(error):
+            rooms.set_member_role(getattr(world, actor), world.public.pk, getattr(world, target).pk, role)
+        assert db_state() == before
+
+    def test_private_room_of_others_is_not_found_and_unknown_user_too(self, world: World):
+        before = db_state()
+        with pytest.raises(NotFound):
+            rooms.set_member_role(world.outsider, world.private.pk, world.member.pk, "admin")
+        with pytest.raises(NotFound):
+            rooms.set_member_role(world.owner, world.private.pk, 987654, "admin")
+        assert db_state() == before
+
+    def test_direct_chats_have_no_roles_to_change(self, world: World):
+        direct = rooms.start_direct_chat(world.member, world.outsider.pk)
+        before = db_state()
+        for actor in (world.member, world.staff):
+            with pytest.raises(Forbidden):
+                rooms.set_member_role(actor, direct.pk, world.outsider.pk, "admin")
+        assert db_state() == before

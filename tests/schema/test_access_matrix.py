@@ -31,6 +31,10 @@ ADD_MEMBER = (
     "mutation AddMember($roomId: ID!, $userId: ID!) { addMember(roomId: $roomId, userId: $userId) { memberCount } }"
 )
 REMOVE_MEMBER = "mutation RemoveMember($roomId: ID!, $userId: ID!) { removeMember(roomId: $roomId, userId: $userId) { memberCount } }"
+SET_MEMBER_ROLE = (
+    "mutation SetMemberRole($roomId: ID!, $userId: ID!, $role: RoomRole!) "
+    "{ setMemberRole(roomId: $roomId, userId: $userId, role: $role) { members { user { username } role } } }"
+)
 START_DIRECT_CHAT = "mutation StartDirectChat($userId: ID!) { startDirectChat(userId: $userId) { kind memberCount } }"
 SEND_MESSAGE = (
     "mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { text sender { username } } }"
@@ -47,6 +51,12 @@ def case(name, query, variables, outcomes, answer=None, changes=True):
     """One row of the matrix: ``outcomes`` maps a role to its error code (None: allowed);
     anonymous is always UNAUTHENTICATED. ``answer(world, role)`` is the expected data."""
     return pytest.param(query, variables, {"anonymous": "UNAUTHENTICATED", **outcomes}, answer, changes, id=name)
+
+
+def lobby_members(**roles):
+    """The lobby's members in join order with their roles, changed by ``roles`` (username=ROLE)."""
+    base = {"olga": "OWNER", "adam": "ADMIN", "mia": "MEMBER", "max": "MEMBER"}
+    return [{"user": {"username": u}, "role": roles.get(u, r)} for u, r in base.items()]
 
 
 def names(*values):
@@ -209,6 +219,35 @@ CASES = [
         lambda w: {"roomId": gid("Room", w.public.pk), "userId": gid("User", w.owner.pk)},
         {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": "FORBIDDEN"},
         lambda w, role: {"removeMember": {"memberCount": 3}},
+    ),
+    case(
+        "setMemberRole",
+        SET_MEMBER_ROLE,
+        lambda w: {"roomId": gid("Room", w.public.pk), "userId": gid("User", w.other_member.pk), "role": "ADMIN"},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": None},
+        lambda w, role: {"setMemberRole": {"members": lobby_members(max="ADMIN")}},
+    ),
+    case(
+        "setMemberRole private",
+        SET_MEMBER_ROLE,
+        lambda w: {"roomId": gid("Room", w.private.pk), "userId": gid("User", w.admin.pk), "role": "MEMBER"},
+        {"outsider": "NOT_FOUND", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": None},
+        lambda w, role: {
+            "setMemberRole": {
+                "members": [
+                    {"user": {"username": "olga"}, "role": "OWNER"},
+                    {"user": {"username": "adam"}, "role": "MEMBER"},
+                    {"user": {"username": "mia"}, "role": "MEMBER"},
+                ]
+            }
+        },
+    ),
+    case(
+        "setMemberRole owner",
+        SET_MEMBER_ROLE,
+        lambda w: {"roomId": gid("Room", w.public.pk), "userId": gid("User", w.member.pk), "role": "OWNER"},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": "FORBIDDEN", "owner": None, "staff": "FORBIDDEN"},
+        lambda w, role: {"setMemberRole": {"members": lobby_members(olga="ADMIN", mia="OWNER")}},
     ),
     case(
         "startDirectChat",

@@ -727,3 +727,85 @@ class TestNotifications:
         assert started["kind"] == "DIRECT_CHAT_STARTED" and started["room"]["id"] == direct["id"]
         assert await client.nothing(0.3)
         await client.close()
+
+
+MEMBER_EVENTS = """
+subscription MemberEvents($roomId: ID) {
+  roomEvents(roomId: $roomId) {
+    __typename seq room { id }
+    ... on MemberRoleChanged { user { username } role by { username } }
+    ... on MemberLeft { user { username } reason by { username } }
+  }
+}
+"""
+SET_MEMBER_ROLE = (
+    "mutation Role($roomId: ID!, $userId: ID!, $role: RoomRole!) "
+    "{ setMemberRole(roomId: $roomId, userId: $userId, role: $role) { id } }"
+)
+DELETE_ACCOUNT = "mutation DeleteAccount($password: String) { deleteAccount(password: $password) { deletedId } }"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestMemberChanges:
+    async def test_role_changes_and_handover_reach_subscribers(self, protocol, room, alice, bob, carol, api):
+        await sync_to_async(room_services.join_room)(carol, room.pk)
+        client = await connect(carol, protocol)
+        op = await client.subscribe(MEMBER_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+
+        await api(SET_MEMBER_ROLE, {"roomId": rid(room), "userId": uid(bob), "role": "ADMIN"}, alice)
+        await api(SET_MEMBER_ROLE, {"roomId": rid(room), "userId": uid(carol), "role": "OWNER"}, alice)
+
+        assert await events_of(client, op, 3) == [
+            {
+                "__typename": "MemberRoleChanged",
+                "seq": 4,
+                "room": {"id": rid(room)},
+                "user": {"username": "bob"},
+                "role": "ADMIN",
+                "by": {"username": "alice"},
+            },
+            {
+                "__typename": "MemberRoleChanged",
+                "seq": 5,
+                "room": {"id": rid(room)},
+                "user": {"username": "carol"},
+                "role": "OWNER",
+                "by": {"username": "alice"},
+            },
+            {
+                "__typename": "MemberRoleChanged",
+                "seq": 6,
+                "room": {"id": rid(room)},
+                "user": {"username": "alice"},
+                "role": "ADMIN",
+                "by": {"username": "alice"},
+            },
+        ]
+        await client.close()
+
+    async def test_a_deleted_account_leaves_its_rooms_visibly(self, protocol, room, alice, bob, carol, agql):
+        direct = await sync_to_async(room_services.start_direct_chat)(alice, bob.pk)
+        await sync_to_async(message_services.send_message)(alice, room.pk, "bye all")
+        client = await connect(bob, protocol)
+        op = await client.subscribe(MEMBER_EVENTS)
+        await until_listening(f"room.{room.pk}")
+        await until_listening(f"room.{direct.pk}")
+
+        body = await agql(DELETE_ACCOUNT, {"password": "correct horse battery"}, user=alice)
+        assert body == {"data": {"deleteAccount": {"deletedId": uid(alice)}}}
+
+        left = {"__typename": "MemberLeft", "user": {"username": "alice"}, "reason": "DELETED", "by": None}
+        assert await events_of(client, op, 2) == [
+            {**left, "seq": 4, "room": {"id": rid(room)}},
+            {**left, "seq": 3, "room": {"id": rid(direct)}},
+        ]
+        await client.close()
+
+        def after():
+            return (
+                list(room.memberships.values_list("user__username", "role")),
+                list(Message.objects.filter(room=room).values_list("sender_id", "text")),
+            )
+
+        assert await sync_to_async(after)() == ([("bob", "owner")], [(None, "bye all")])
