@@ -17,8 +17,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +28,7 @@ from django.conf import settings
 
 from chat.models import Message
 from tests.clients import token_for
+from tests.live import Daphne, daphne, free_port, server_env
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -52,18 +51,12 @@ ROOM_EVENTS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class TCPProxy:
     """A TCP proxy on its own thread and event loop, which can take the service "down" and "up"."""
 
     def __init__(self, host: str, port: int):
         self.target = (host, port)
-        self.port = _free_port()
+        self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: asyncio.base_events.Server | None = None
@@ -132,8 +125,8 @@ def _url_with_port(url: str, port: int, path: str | None = None) -> str:
 
 
 class LiveServer:
-    def __init__(self, port: int, process: subprocess.Popen, log: Path):
-        self.port, self.process, self.log = port, process, log
+    def __init__(self, server: Daphne):
+        self.port, self.process, self.log = server.port, server.process, server.log
 
     def post(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, dict]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
@@ -179,45 +172,14 @@ def live(proxies, tmp_path):
     database = settings.DATABASES["default"]
     user = database.get("USER") or "postgres"
     password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env["DATABASE_URL"] = f"postgres://{user}{password}@127.0.0.1:{pg.port}/{database['NAME']}"
-    env["REDIS_URL"] = _url_with_port(os.environ["REDIS_URL"], redis.port)
-    env["REALTIME_CHECK_INTERVAL"] = "1"
-    port = _free_port()
+    env = server_env(
+        DATABASE_URL=f"postgres://{user}{password}@127.0.0.1:{pg.port}/{database['NAME']}",
+        REDIS_URL=_url_with_port(os.environ["REDIS_URL"], redis.port),
+        REALTIME_CHECK_INTERVAL="1",
+    )
     log = tmp_path / "daphne.log"
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "backend.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "daphne did not start"
-                time.sleep(0.1)
-        yield LiveServer(port, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with daphne(env, log) as server:
+        yield LiveServer(server)
 
 
 def codes(body: dict) -> list[str]:

@@ -8,12 +8,10 @@ Also measures the delivery latency (mutation sent -> frame received).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ from django.conf import settings
 from chat.services import rooms as room_services
 from schema.global_ids import encode_id
 from tests.clients import token_for
+from tests.live import Daphne, daphne, migrate, server_env
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -41,12 +40,6 @@ mutation Send($roomId: ID!, $text: String!) { sendMessage(input: {roomId: $roomI
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def database_url() -> str:
     """The URL of the test database pytest-django created (the servers share it)."""
     db = settings.DATABASES["default"]
@@ -55,61 +48,35 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_healthy(server: Daphne, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"daphne on {port} exited: {Path(process.log_path).read_text()[-2000:]}")
+        if server.process.poll() is not None:
+            raise AssertionError(f"daphne on {server.port} exited: {server.log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.2)
-    raise AssertionError(f"daphne on {port} did not become healthy")
+    raise AssertionError(f"daphne on {server.port} did not become healthy")
 
 
 @pytest.fixture
 def servers(transactional_db, tmp_path):
     """Two daphne processes on the test database and the same Redis: their ports."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_SEND_MESSAGE": "100000",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    env = server_env(
+        DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL, LOG_LEVEL="WARNING", RATE_LIMIT_SEND_MESSAGE="100000"
     )
-    processes, ports = [], []
+    migration = migrate(env)
+    assert migration.wait(timeout=120) == 0, migration.stderr.read().decode()
     try:
-        for _ in range(2):
-            port = free_port()
-            # To a file, not a pipe: a pipe nobody reads fills up and blocks the server.
-            log = (tmp_path / f"daphne-{port}.log").open("wb")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            process.log_path = log.name
-            processes.append(process)
-            ports.append(port)
-        for port, process in zip(ports, processes, strict=True):
-            wait_healthy(port, process)
-        yield ports
+        with contextlib.ExitStack() as stack:
+            started = [stack.enter_context(daphne(env, tmp_path / f"daphne-{n}.log")) for n in range(2)]
+            for server in started:
+                wait_healthy(server)
+            yield [server.port for server in started]
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         wait_disconnected(env["DATABASE_URL"].rsplit("/", 1)[1])
 
 

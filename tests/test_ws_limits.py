@@ -10,8 +10,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 import websockets
 
 from tests.clients import WSClient, token_for
+from tests.live import daphne, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTIFICATIONS = "subscription Notes { notifications { __typename } }"
@@ -143,61 +142,20 @@ class TestOrigins:
 # --- Under a real daphne server -----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def limited_daphne(tmp_path_factory):
     """daphne with a small outgoing buffer limit (64 KiB), frame limit (8 KiB), init timeout (3 s);
-    yields (port, stderr log path)."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"} and not k.startswith("DJANGO_")
-    }
+    yields (port, log path)."""
     folder = tmp_path_factory.mktemp("daphne-limits")
-    env.update(
+    env = server_env(
         DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
         WS_MAX_BUFFERED_BYTES=str(64 * 1024),
         WS_MAX_MESSAGE_BYTES=str(8 * 1024),
         WS_CONNECTION_INIT_TIMEOUT="3",
     )
-    port = _free_port()
     log = folder / "daphne.log"
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "backend.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "daphne did not start"
-                time.sleep(0.1)
-        yield port, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with daphne(env, log, timeout=20) as server:
+        yield server.port, log
 
 
 def _client_frame(text: str) -> bytes:

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +16,7 @@ from django.utils import timezone
 from chat import tokens
 from chat.models import User
 from tests.clients import WSClient, token_for
+from tests.live import daphne, migrate, server_env
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
@@ -177,55 +173,16 @@ class TestRevocationClosesSockets:
 # --- Under a real daphne server -----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def daphne_server(tmp_path_factory):
     """``daphne backend.asgi:application`` on a free port with a fresh SQLite file."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"} and not k.startswith("DJANGO_")
-    }
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('daphne') / 'db.sqlite3'}"
+    folder = tmp_path_factory.mktemp("daphne")
+    env = server_env(DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}")
     # Migrate while daphne starts (both import Django; nothing is served before both are done).
-    migrate = subprocess.Popen(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    port = _free_port()
-    daphne = Path(sys.executable).parent / "daphne"
-    process = subprocess.Popen(
-        [str(daphne), "-b", "127.0.0.1", "-p", str(port), "backend.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read().decode()
-                assert time.monotonic() < deadline, "daphne did not start"
-                time.sleep(0.1)
-        assert migrate.wait(timeout=60) == 0, migrate.stderr.read().decode()
-        yield f"ws://127.0.0.1:{port}/graphql/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    migration = migrate(env)
+    with daphne(env, folder / "daphne.log", timeout=15) as server:
+        assert migration.wait(timeout=60) == 0, migration.stderr.read().decode()
+        yield f"ws://127.0.0.1:{server.port}/graphql/"
 
 
 async def _init_and_wait_close(url: str, protocol: str, payload: dict) -> tuple[list[dict], int | None]:
