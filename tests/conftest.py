@@ -12,8 +12,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import AsyncClient, Client
 
-from chat import tokens
+from chat import events, tokens
 from chat.models import User
+from tests.chat_world import world_fixture  # noqa: F401 - the `world` fixture, for every test module
 from tests.clients import GraphQLClient, WSClient
 
 SERVICES_MODE = bool(os.environ.get("DATABASE_URL")) and bool(os.environ.get("REDIS_URL"))
@@ -63,6 +64,14 @@ def bob(make_user):
 @pytest.fixture
 def staff(make_user):
     return make_user("staffer", is_staff=True)
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Every (groups, message) published after commit, in order (nothing reaches the channel layer)."""
+    sent: list[tuple[list[str], dict]] = []
+    monkeypatch.setattr(events, "publish", lambda groups, message: sent.append((list(groups), message)))
+    return sent
 
 
 def access_token(user: User) -> str:

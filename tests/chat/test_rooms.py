@@ -15,18 +15,9 @@ from tests.chat_world import (
     fast_user,
     last_event_id,
     user_snap,
-    world_fixture,  # noqa: F401 - the `world` fixture
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def published(monkeypatch):
-    """Every (groups, message) published after commit, in order."""
-    sent: list[tuple[list[str], dict]] = []
-    monkeypatch.setattr(events, "publish", lambda groups, message: sent.append((list(groups), message)))
-    return sent
 
 
 def room_snap(room: Room) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from chat.models import Room
-from tests.chat_world import World, db_state, gid, world_fixture  # noqa: F401 - the `world` fixture
+from tests.chat_world import World, db_state, gid
 
 ROLES = ["anonymous", "outsider", "member", "admin", "owner", "staff"]
 

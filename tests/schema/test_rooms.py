@@ -11,7 +11,6 @@ from tests.chat_world import (
     db_state,
     fast_user,
     gid,
-    world_fixture,  # noqa: F401 - the `world` fixture
 )
 
 pytestmark = pytest.mark.django_db
