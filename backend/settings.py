@@ -139,12 +139,19 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # A Redis that does not answer fails fast instead of hanging (no socket_timeout:
-                # receive() blocks on BZPOPMIN for up to 5 s by design).
+                # A Redis that does not answer fails fast instead of hanging. receive() blocks
+                # on BZPOPMIN for up to 5 s by design, and redis-py 8 reads with a default
+                # socket_timeout of 5 s: under load an idle socket's read then timed out and
+                # the consumer closed it (1013). The read timeout must outlast the block.
                 # retry_on_error: a pooled connection that a Redis restart broke is replaced
                 # on first use (one retry) instead of failing that use.
                 "hosts": [
-                    {"address": REDIS_URL, "socket_connect_timeout": 2, "retry_on_error": [RedisConnectionError]}
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": 2,
+                        "socket_timeout": 20,
+                        "retry_on_error": [RedisConnectionError],
+                    }
                 ],
                 # The default capacity (100) drops group messages silently under
                 # fan-out load; resume repairs loss, but we avoid causing it.

@@ -190,7 +190,11 @@ class GraphQLConsumer(GraphQLWSConsumer):
             try:
                 return await receive()
             except Exception:
-                if self._socket_closed:
+                # redis-py turns a cancelled read into TimeoutError/ConnectionError: when the
+                # consumer itself is being cancelled (disconnect, shutdown) that is no layer
+                # failure, and swallowing it would keep the task alive forever.
+                task = asyncio.current_task()
+                if self._socket_closed or (task is not None and task.cancelling()):
                     raise
                 logger.warning("channel layer failed; closing the socket with 1013", exc_info=True)
                 await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")

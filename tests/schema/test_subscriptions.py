@@ -9,7 +9,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from django.db import OperationalError, close_old_connections
 from django.test import AsyncClient
 
@@ -62,15 +62,6 @@ DELETE_ROOM = "mutation DeleteRoom($roomId: ID!) { deleteRoom(roomId: $roomId) }
 START_DIRECT_CHAT = "mutation Direct($userId: ID!) { startDirectChat(userId: $userId) { id } }"
 SET_TYPING = "mutation Typing($roomId: ID!, $typing: Boolean!) { setTyping(roomId: $roomId, typing: $typing) }"
 IS_ONLINE = "query Online($id: ID!) { node(id: $id) { ... on User { username isOnline lastSeenAt } } }"
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """A new channel layer per test: channels_redis binds its locks and pools to
-    the event loop that first used them, and each test runs in its own loop."""
-    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
-    yield
-    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
 
 
 def rid(room: Room) -> str:
