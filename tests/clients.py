@@ -100,6 +100,10 @@ class WSClient:
         while output["type"] == "websocket.send":
             output = await self.communicator.receive_output(timeout=timeout)
         assert output["type"] == "websocket.close", output
+        # Like daphne after a close, tell the app the socket is gone so the consumer
+        # (and its pending channel-layer read) ends instead of outliving the test.
+        await self.communicator.disconnect(code=output.get("code") or 1000)
+        self.connected = False
         return output.get("code")
 
     async def nothing(self, timeout: float = 0.3) -> bool:
