@@ -16,12 +16,15 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry import scalar
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.file_uploads import Upload
 from strawberry.relay.types import InvalidGlobalIDError
 
@@ -31,12 +34,27 @@ QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 
 
+# Parsed and validated documents are cached (an app sends the same few operations
+# over and over): validation was a fifth of a history request (issue 8).
+DOCUMENT_CACHE_SIZE = 256
+
+
+@cache
+def _limit_rules(max_depth: int, max_aliases: int) -> tuple:
+    """The depth and alias rules as classes made once per limit values: Strawberry's
+    limiters build new classes per request, which defeats the validation cache
+    (its key holds the rules)."""
+    return (depth_rule(max_depth, None, None), alias_rule(max_aliases))
+
+
 def limit_extensions() -> list:
-    """The document limits, as schema extension factories (one instance per request), from settings."""
+    """The document limits and the document caches, as schema extension factories
+    (one instance per request), from settings."""
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
-        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
+        lambda: AddValidationRules(list(_limit_rules(settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES))),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
 
 
