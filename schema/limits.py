@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from functools import cache
 from typing import Any
@@ -47,13 +48,25 @@ def _limit_rules(max_depth: int, max_aliases: int) -> tuple:
     return (depth_rule(max_depth, None, None), alias_rule(max_aliases))
 
 
+class DocumentCache(ParserCache):
+    """Strawberry's ParserCache, except that a document that does not parse is left
+    to Strawberry's own parse, which reports the error as a GraphQL error (raised
+    from the hook, it would escape Strawberry's handling)."""
+
+    def on_parse(self):
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
+
+
 def limit_extensions() -> list:
     """The document limits and the document caches, as schema extension factories
     (one instance per request), from settings."""
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
         lambda: AddValidationRules(list(_limit_rules(settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES))),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: DocumentCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
 
