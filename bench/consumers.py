@@ -4,6 +4,9 @@ It joins ``room.<id>`` on the project's channel layer and forwards every event
 the real services publish there as one text frame. The frame is serialized once
 per event and process (a small cache keyed by room and sequence), which is the
 least work any subscriber path can do: the GraphQL path is measured against it.
+Events skip Channels' per-message database-connection cleanup (a thread hop per
+message; this consumer never touches the database), as Strawberry's consumer
+does for the messages it queues for subscriptions.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ class BaselineConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def dispatch(self, message):
+        if message["type"] in ("chat.event", "chat.ephemeral"):
+            await self.send(text_data=frame_for(message))
+            return
+        await super().dispatch(message)
 
     async def chat_event(self, message):
         await self.send(text_data=frame_for(message))

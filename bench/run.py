@@ -533,6 +533,8 @@ def scenario_fanout(ctx: Context, server: Server) -> list[dict]:
         if ctx.quick
         else [(100, 10, 30, 60), (1000, 1, 5, 10)]  # (N, msgs/s, messages at that rate, burst size)
     )
+    if os.environ.get("BENCH_FANOUT_N"):  # e.g. BENCH_FANOUT_N=1000 to profile one size
+        plans = [plan for plan in plans if str(plan[0]) in os.environ["BENCH_FANOUT_N"].split(",")]
     rows = []
     for n, rate, rate_count, burst in plans:
         row = {"n": n, "rate_msgs_per_s": rate}

@@ -44,7 +44,7 @@ class TestSettings:
         assert out.stdout.split() == [
             "django.db.backends.sqlite3",
             "IMMEDIATE",
-            "channels.layers.InMemoryChannelLayer",
+            "chat.layers.LinearInMemoryChannelLayer",
             "django.core.cache.backends.locmem.LocMemCache",
         ]
 

@@ -1,0 +1,71 @@
+"""The channel layer of the embedded mode: Channels' in-memory layer, linear in fan-out.
+
+Channels' ``InMemoryChannelLayer`` sweeps every channel and every group
+membership for expired entries on *each* ``receive`` and ``group_send``, and
+``group_send`` starts one task and makes one deep copy per member. With N
+subscribers of a room, one event then costs O(N²): at N = 1000 the sweep alone
+was a quarter of the server's time in the fan-out benchmark (issue 8, profile
+in the README's "Benchmarks"). This subclass keeps the behaviour and the
+settings (``capacity``, ``expiry``, ``group_expiry``) and changes the cost:
+
+- the sweep runs at most once per ``cleanup_interval`` seconds (expired
+  messages and memberships still go, up to that much later);
+- ``group_send`` copies the message once and queues it for every member
+  directly: the members of a group receive the same copy, which, like every
+  channel-layer message in this project, is read-only;
+- a full channel drops the message for that channel only, as before.
+
+Only for one process (the embedded default); services mode uses channels-redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from copy import deepcopy
+
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer
+
+
+class LinearInMemoryChannelLayer(InMemoryChannelLayer):
+    def __init__(self, cleanup_interval: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.cleanup_interval = cleanup_interval
+        self._next_cleanup = 0.0
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now < self._next_cleanup:
+            return
+        self._next_cleanup = now + self.cleanup_interval
+        super()._clean_expired()
+
+    def _queue(self, channel: str) -> asyncio.Queue:
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    async def send(self, channel, message):
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        assert "__asgi_channel__" not in message
+        try:
+            self._queue(channel).put_nowait((time.time() + self.expiry, deepcopy(message)))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    async def group_send(self, group, message):
+        assert isinstance(message, dict), "Message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        members = self.groups.get(group)
+        if not members:
+            return
+        item = (time.time() + self.expiry, deepcopy(message))
+        for channel in list(members):
+            try:
+                self._queue(channel).put_nowait(item)
+            except asyncio.QueueFull:
+                pass  # like Channels' own layer: a full channel misses this message
