@@ -32,6 +32,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import re
 from collections import Counter
@@ -67,7 +68,12 @@ PRESENCE_CHANGED = "PresenceChanged"
 
 def encode_cursor(positions: Mapping[int, int]) -> str:
     """``r1.<urlsafe base64 of "room:seq,room:seq">``, rooms in ascending order."""
-    raw = ",".join(f"{room}:{seq}" for room, seq in sorted(positions.items()))
+    return _encode_positions(tuple(sorted(positions.items())))
+
+
+@functools.lru_cache(maxsize=4096)  # the subscribers of a room share their positions
+def _encode_positions(positions: tuple[tuple[int, int], ...]) -> str:
+    raw = ",".join(f"{room}:{seq}" for room, seq in positions)
     return f"{CURSOR_VERSION}.{base64.urlsafe_b64encode(raw.encode()).decode().rstrip('=')}"
 
 

@@ -9,6 +9,7 @@ rows. Fields the snapshot lacks load lazily (once, on the shared instance).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -160,17 +161,41 @@ def _user_id(value) -> int | None:
     return value.get("id") if isinstance(value, dict) else None
 
 
+async def _load_once(lru: _LRU, key, load):
+    """``lru``'s value for ``key``, loaded with ``load`` (sync, in a worker thread)
+    on a miss, once however many subscribers miss at the same moment: an event
+    reaches all the subscribers of a room together, and without this each of
+    them would make the same query."""
+    flight = (id(lru), key)
+    while True:
+        value = lru.get(key)
+        if value is not None:
+            return value
+        pending = _loading.get(flight)
+        if pending is None:
+            break
+        await asyncio.wait([pending])  # then read the cache again (or load, if that load failed)
+    done = asyncio.get_running_loop().create_future()
+    _loading[flight] = done
+    try:
+        value = await sync_to_async(load)()
+        lru.put(key, value)
+        return value
+    finally:
+        del _loading[flight]
+        done.set_result(None)
+
+
+_loading: dict[tuple, asyncio.Future] = {}
+
+
 async def _user_exists(user_id: int) -> bool:
-    exists = _users.get(user_id)
-    if exists is None:
-        exists = await sync_to_async(User.objects.filter(pk=user_id).exists)()
-        _users.put(user_id, exists)
-    return exists
+    return await _load_once(_users, user_id, User.objects.filter(pk=user_id).exists)
 
 
 def clear_caches() -> None:
     """Forget every cached object (what waiting for the time to live does)."""
-    for lru in (_rooms, _event_objects, _users):
+    for lru in (_rooms, _event_objects, _users, _built):
         lru.clear()
 
 
@@ -184,11 +209,7 @@ async def _room(room_id: int, snapshot: dict | None) -> Room:
         room = room_from_snapshot(snapshot)
         _rooms.put(room_id, room)
         return room
-    room = _rooms.get(room_id)
-    if room is None:
-        room = await sync_to_async(_load_room)(room_id)
-        _rooms.put(room_id, room)
-    return room
+    return await _load_once(_rooms, room_id, lambda: _load_room(room_id))
 
 
 async def event_objects(message: dict) -> dict:
@@ -353,8 +374,26 @@ class PresenceChanged(RoomEvent):
     last_seen_at: datetime | None
 
 
+# Finished event objects of stored events, per (room, seq, cursor): the subscribers of
+# a room at the same position share one. As short-lived as the sender check above.
+_built = _LRU(4096, ttl=10)
+
+
 async def build_event(delivery: Delivery) -> RoomEvent:
-    """The GraphQL object of one delivery (the shared parts come from the LRU)."""
+    """The GraphQL object of one delivery, shared by the deliveries of the same
+    stored event at the same cursor (the parts come from the LRUs above)."""
+    message = delivery.message
+    key = (message["room"], message.get("seq"), delivery.cursor)
+    if key[1] is None:  # ephemeral: per delivery
+        return await _build_event(delivery)
+    event = _built.get(key)
+    if event is None:
+        event = await _build_event(delivery)
+        _built.put(key, event)
+    return event
+
+
+async def _build_event(delivery: Delivery) -> RoomEvent:
     message = delivery.message
     objects = await event_objects(message)
     payload = message.get("payload") or {}
