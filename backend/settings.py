@@ -101,7 +101,15 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    # Connections are not kept between requests by default: under ASGI, Django runs each
+    # request's sync code in a thread of its own, so a kept connection outlives its
+    # thread; under load they piled up to Postgres' max_connections ("too many clients",
+    # found by the benchmark, issue 8). Put a pooler (PgBouncer) in front to reuse them.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0), conn_health_checks=True
+        )
+    }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # A database that does not answer fails fast (SERVICE_UNAVAILABLE) instead of hanging workers.
         _options = DATABASES["default"].setdefault("OPTIONS", {})
@@ -137,8 +145,10 @@ if REDIS_URL:
 
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis' layer with a pool that waits when busy (chat/layers.py).
+            "BACKEND": "chat.layers.WaitingRedisChannelLayer",
             "CONFIG": {
+                "pool_size": env_int("CHANNEL_LAYER_POOL_SIZE", 200),
                 # A Redis that does not answer fails fast instead of hanging. receive() blocks
                 # on BZPOPMIN for up to 5 s by design, and redis-py 8 reads with a default
                 # socket_timeout of 5 s: under load an idle socket's read then timed out and

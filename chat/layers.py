@@ -1,5 +1,7 @@
-"""The channel layer of the embedded mode: Channels' in-memory layer, linear in fan-out.
+"""The channel layers: Channels' in-memory layer made linear in fan-out (embedded
+mode) and channels-redis' layer with a pool that waits (services mode).
 
+Embedded: 
 Channels' ``InMemoryChannelLayer`` sweeps every channel and every group
 membership for expired entries on *each* ``receive`` and ``group_send``, and
 ``group_send`` starts one task and makes one deep copy per member. With N
@@ -15,7 +17,13 @@ settings (``capacity``, ``expiry``, ``group_expiry``) and changes the cost:
   channel-layer message in this project, is read-only;
 - a full channel drops the message for that channel only, as before.
 
-Only for one process (the embedded default); services mode uses channels-redis.
+Services: ``RedisChannelLayer`` with redis-py's *blocking* connection pool.
+redis-py 8's asyncio pool holds at most 100 connections and raises
+``MaxConnectionsError`` past that; channels-redis takes a pooled connection for
+every ``group_add``/``group_discard``/``send``, so a thousand sockets closing or
+connecting at once (a restart, a network blip, the benchmark's idle-memory
+scenario) made hundreds of them fail. Here a busy pool makes the caller wait
+(``pool_timeout`` seconds at most) for one of ``pool_size`` connections.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from redis.asyncio import BlockingConnectionPool
 
 
 class LinearInMemoryChannelLayer(InMemoryChannelLayer):
@@ -69,3 +79,19 @@ class LinearInMemoryChannelLayer(InMemoryChannelLayer):
                 self._queue(channel).put_nowait(item)
             except asyncio.QueueFull:
                 pass  # like Channels' own layer: a full channel misses this message
+
+
+class WaitingRedisChannelLayer(RedisChannelLayer):
+    def __init__(self, *args, pool_size: int = 200, pool_timeout: float = 10, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool_size = pool_size
+        self.pool_timeout = pool_timeout
+
+    def create_pool(self, index):
+        host = dict(self.hosts[index])
+        address = host.pop("address", None)
+        if address is None:  # a sentinel or keyword configuration: channels-redis' own pool
+            return super().create_pool(index)
+        return BlockingConnectionPool.from_url(
+            address, max_connections=self.pool_size, timeout=self.pool_timeout, **host
+        )

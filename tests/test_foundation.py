@@ -64,9 +64,9 @@ class TestSettings:
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == [
             "django.db.backends.postgresql",
-            "600",
+            "0",
             "True",
-            "channels_redis.core.RedisChannelLayer",
+            "chat.layers.WaitingRedisChannelLayer",
             "django.core.cache.backends.redis.RedisCache",
         ]
 

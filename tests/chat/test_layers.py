@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from channels.exceptions import ChannelFull
 
-from chat.layers import LinearInMemoryChannelLayer
+from chat.layers import LinearInMemoryChannelLayer, WaitingRedisChannelLayer
 
 
 @pytest.fixture
@@ -65,3 +66,21 @@ async def test_expired_messages_and_their_channel_memberships_are_swept_after_th
     layer._clean_expired()
     assert live not in layer.channels
     assert live not in layer.groups.get("room.1", {})
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="services mode only: set REDIS_URL")
+async def test_a_burst_of_group_changes_waits_for_the_pool_instead_of_failing():
+    """redis-py 8's pool raises past 100 connections; the project's layer waits for one."""
+    layer = WaitingRedisChannelLayer(
+        hosts=[{"address": os.environ["REDIS_URL"]}], prefix="test-pool", pool_size=4, pool_timeout=10
+    )
+    channels = [await layer.new_channel() for _ in range(300)]
+    try:
+        await asyncio.gather(*(layer.group_add("burst", channel) for channel in channels))
+        await layer.group_send("burst", {"type": "x", "n": 1})
+        received = await asyncio.gather(*(layer.receive(channel) for channel in channels[:5]))
+        assert [message["n"] for message in received] == [1] * 5
+        await asyncio.gather(*(layer.group_discard("burst", channel) for channel in channels))
+    finally:
+        await layer.flush()
+        await layer.close_pools()
