@@ -2,7 +2,7 @@
 
 Presence: a user is online while at least one of their WebSockets is open.
 Each open socket is an entry with an expiry time; a heartbeat of the socket
-pushes its expiry forward, closing removes it, and an entry of a crashed
+(one batch per process for all its sockets) pushes its expiry forward, closing removes it, and an entry of a crashed
 process simply expires (``PRESENCE_TTL``), so nobody stays online forever.
 The entries live in Redis (one sorted set per user, shared by every server
 process) in services mode and in process memory in the embedded default (one
@@ -12,15 +12,21 @@ as ``PresenceChanged`` (subscribers deliver each change once).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from collections.abc import Iterable
 from functools import cache
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from chat import access, events, ratelimit
 from chat.models import Room, User
+
+logger = logging.getLogger(__name__)
 
 TYPING_CHANGED = "TypingChanged"
 PRESENCE_CHANGED = "PresenceChanged"
@@ -53,6 +59,12 @@ class MemoryPresence:
             entries = self._live(user_id, now)
             entries[conn] = now + ttl
             return len(entries)
+
+    def add_many(self, entries: Iterable[tuple[int, str]], ttl: float) -> None:
+        now = time.time()
+        with self._lock:
+            for user_id, conn in entries:
+                self._live(user_id, now)[conn] = now + ttl
 
     def remove(self, user_id: int, conn: str) -> tuple[bool, int]:
         with self._lock:
@@ -89,6 +101,15 @@ class RedisPresence:
         pipe.zcard(key)
         pipe.expire(key, int(ttl) + 1)
         return int(pipe.execute()[2])
+
+    def add_many(self, entries: Iterable[tuple[int, str]], ttl: float) -> None:
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for user_id, conn in entries:
+            key = self._key(user_id)
+            pipe.zadd(key, {conn: now + ttl})
+            pipe.expire(key, int(ttl) + 1)
+        pipe.execute()
 
     def remove(self, user_id: int, conn: str) -> tuple[bool, int]:
         key = self._key(user_id)
@@ -148,10 +169,63 @@ def connect_socket(user: User, connection: str) -> bool:
     return False
 
 
-def heartbeat_socket(user: User, connection: str) -> None:
-    """Keep an open socket counted (called every ``PRESENCE_HEARTBEAT`` seconds)."""
-    store().add(user.pk, connection, presence_ttl())
-    _touch(user)
+def heartbeat_sockets(sockets: Iterable[tuple[User, str]], batch_size: int = 500) -> None:
+    """Keep open sockets counted and their users' ``last_seen_at`` fresh: one
+    batch for all the open sockets of a process (``Heartbeats``)."""
+    sockets = list(sockets)
+    store().add_many(((user.pk, connection) for user, connection in sockets), presence_ttl())
+    now = timezone.now()
+    user_ids = sorted({user.pk for user, _ in sockets})
+    for start in range(0, len(user_ids), batch_size):
+        User.objects.filter(pk__in=user_ids[start : start + batch_size]).update(last_seen_at=now)
+    for user, _ in sockets:
+        user.last_seen_at = now
+
+
+class Heartbeats:
+    """Every ``PRESENCE_HEARTBEAT`` seconds, one ``heartbeat_sockets`` for every
+    open socket of this process, instead of a timer task and a write per socket
+    (which cost memory per socket, issue 8, and a database write per socket
+    per interval)."""
+
+    def __init__(self):
+        self.sockets: dict[str, User] = {}
+        self.task: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def register(self, connection: str, user: User) -> None:
+        self.sockets[connection] = user
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.loop is not loop:
+            self.loop = loop
+            self.task = loop.create_task(self.run())
+
+    def unregister(self, connection: str) -> None:
+        self.sockets.pop(connection, None)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.sockets and self.loop is loop:
+            await asyncio.sleep(heartbeat_interval())
+            sockets = [(user, connection) for connection, user in self.sockets.items()]
+            if not sockets:
+                continue
+            try:
+                await database_sync_to_async(heartbeat_sockets)(sockets)
+                # A socket closed during the batch may have been counted again: forget it.
+                gone = [(user.pk, connection) for user, connection in sockets if connection not in self.sockets]
+                if gone:
+                    await database_sync_to_async(_forget)(gone)
+            except Exception:  # Redis or the database down: the next interval tries again
+                logger.warning("presence heartbeat failed", exc_info=True)
+
+
+def _forget(entries: list[tuple[int, str]]) -> None:
+    for user_id, connection in entries:
+        store().remove(user_id, connection)
+
+
+heartbeats = Heartbeats()
 
 
 def disconnect_socket(user: User, connection: str) -> bool:

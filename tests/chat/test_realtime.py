@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, defaultdict
 from datetime import timedelta
 from io import StringIO
@@ -280,3 +281,36 @@ class TestPresenceStore:
         assert not presence.is_online(alice.pk)
         alice.refresh_from_db()
         assert alice.last_seen_at is not None
+
+    def test_one_heartbeat_batch_keeps_every_socket_counted(self, settings, alice, bob):
+        settings.PRESENCE_TTL = 0.3
+        presence.store().clear()
+        presence.connect_socket(alice, "a")
+        presence.connect_socket(bob, "b")
+        before = alice.last_seen_at
+        presence.heartbeat_sockets([(alice, "a"), (bob, "b")])
+        assert alice.last_seen_at > before and bob.last_seen_at == alice.last_seen_at
+        alice.refresh_from_db()
+        assert alice.last_seen_at > before
+        time.sleep(0.2)
+        presence.heartbeat_sockets([(alice, "a")])  # bob's socket misses its beat
+        time.sleep(0.2)
+        assert presence.is_online(alice.pk)
+        assert not presence.is_online(bob.pk)
+
+
+class TestHeartbeats:
+    async def test_the_process_heartbeat_keeps_open_sockets_online_and_forgets_closed_ones(self, settings, alice):
+        settings.PRESENCE_TTL = 0.4
+        settings.PRESENCE_HEARTBEAT = 0.1
+        await sync_to_async(presence.store().clear)()
+        beats = presence.Heartbeats()
+        await sync_to_async(presence.connect_socket)(alice, "open")
+        beats.register("open", alice)
+        await asyncio.sleep(1.0)  # well past the TTL: only the heartbeat keeps it
+        assert await sync_to_async(presence.is_online)(alice.pk)
+        beats.unregister("open")
+        await sync_to_async(presence.disconnect_socket)(alice, "open")
+        await asyncio.sleep(0.3)
+        assert not await sync_to_async(presence.is_online)(alice.pk)
+        assert beats.task.done()  # nothing left to beat for: the loop ended
