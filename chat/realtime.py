@@ -36,7 +36,7 @@ import functools
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -170,6 +170,31 @@ def _events_after(positions: Mapping[int, int], limit: int) -> list[dict]:
 # --- The subscription ----------------------------------------------------------------------
 
 
+class _Inbox(asyncio.Queue):
+    """A stream's queue of channel-layer messages. An event the stream delivered
+    already (on the fast path) is not queued again; while held, what arrives waits
+    aside and is queued on release, in order."""
+
+    def __init__(self, stream: RoomStream):
+        super().__init__()
+        self._stream = stream
+        self._held: list | None = None
+
+    def hold(self) -> None:
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for item in held:
+            self.put_nowait(item)
+
+    def put_nowait(self, item) -> None:
+        if self._held is not None:
+            self._held.append(item)
+        elif not self._stream.delivered(item):
+            super().put_nowait(item)
+
+
 @dataclass(eq=False)  # compared and hashed by identity (the checker holds a set of them)
 class RoomStream:
     """The state of one subscription on one socket.
@@ -186,12 +211,51 @@ class RoomStream:
     after: str | None = None
     kinds: frozenset[str] | None = None
     ephemeral: bool = True
+    # The API layer's fast path (schema/fast_path.py): sends a delivery's frame
+    # directly, True if it did; see ``offer``.
+    fast: Callable[[Delivery], Awaitable[bool]] | None = None
 
     positions: dict[int, int] = field(default_factory=dict)
     _groups: Counter = field(default_factory=Counter)
-    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    _queue: asyncio.Queue = field(init=False)
     _presence_seen: dict[int, str] = field(default_factory=dict)
     _done: bool = False
+    _idle: bool = False  # waiting for the next message, everything before it delivered
+
+    def __post_init__(self):
+        self._queue = _Inbox(self)
+
+    def delivered(self, message: dict) -> bool:
+        """Whether this stored event was delivered already (a duplicate by seq)."""
+        if message.get("type") != EVENT_TYPE:
+            return False
+        position = self.positions.get(message["room"])
+        return position is not None and message["seq"] <= position
+
+    async def offer(self, message: dict) -> None:
+        """The fast path: deliver a live stored event at once, through ``fast``,
+        when it is the next of its room and nothing of this stream is pending. The
+        same checks as the normal path apply (membership tracked, seq order); joins,
+        leaves and deletions always take the normal path, and so does an event
+        ``fast`` declines. The stream is held still meanwhile (the periodic check's
+        wake-up waits), so nothing else can deliver this room's events around it."""
+        if self.fast is None or not self._idle or not self._queue.empty() or message.get("type") != EVENT_TYPE:
+            return
+        room, seq, kind = message["room"], message["seq"], message["kind"]
+        if self.positions.get(room) != seq - 1 or kind in (MEMBER_JOINED, MEMBER_LEFT, ROOM_DELETED):
+            return
+        if not self._wanted(message):
+            return
+        positions = dict(self.positions)
+        positions[room] = seq
+        self._queue.hold()
+        try:
+            if await self.fast(Delivery(message=message, cursor=encode_cursor(positions))):
+                self.positions[room] = seq
+        except Exception:  # e.g. the socket went away: the normal path decides
+            logger.warning("fast path failed; normal path", exc_info=True)
+        finally:
+            self._queue.release()
 
     @property
     def follows_membership(self) -> bool:
@@ -385,8 +449,14 @@ class RoomStream:
             # The process-wide checker wakes this subscription (CHECK_TYPE) when the
             # database shows it behind or its memberships changed unseen.
             checker.register(self)
+            if self.fast is not None:
+                self.fast.attach(self)
             while not self._done:
-                message = await self._queue.get()
+                self._idle = True
+                try:
+                    message = await self._queue.get()
+                finally:
+                    self._idle = False
                 if message.get("type") == EVENT_TYPE:
                     async for delivery in self._on_event(message):
                         yield delivery
@@ -398,6 +468,8 @@ class RoomStream:
                     if delivery is not None:
                         yield delivery
         finally:
+            if self.fast is not None:
+                self.fast.detach(self)
             checker.unregister(self)
             self._unlisten()
             await self._release()
@@ -478,6 +550,7 @@ def room_events(
     after: str | None = None,
     kinds: Iterable[str] | None = None,
     ephemeral: bool = True,
+    fast: Callable[[Delivery], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[Delivery]:
     """The events of one room (``room_id``, members only: else ``NotFound``) or of
     every room ``user`` has joined, resuming after ``after`` if given."""
@@ -493,6 +566,7 @@ def room_events(
         after=after,
         kinds=frozenset(kinds) if kinds is not None else None,
         ephemeral=ephemeral,
+        fast=fast,
     )
     return stream.run()
 

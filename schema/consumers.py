@@ -23,8 +23,10 @@ from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from chat import tokens
 from chat.errors import ChatError
+from chat.events import EVENT_TYPE
 from chat.services import presence
 from schema.context import ChatContext
+from schema.fast_path import LegacyWSHandler, TransportWSHandler
 from schema.limits import daphne_protocol, unsent_bytes
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,15 @@ TRY_AGAIN_LATER_CLOSE_CODE = 1013
 
 
 class GraphQLConsumer(GraphQLWSConsumer):
+    # Strawberry's protocol handlers, registering themselves on the consumer for the
+    # subscription fast path (schema/fast_path.py).
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    @property
+    def fast_path_enabled(self) -> bool:
+        return getattr(settings, "GRAPHQL_SHARED_EVENT_RESULTS", True)
+
     def _handshake_token(self) -> str | None:
         """The token of the handshake: ``Authorization`` header, then ``?token=``."""
         headers = dict(self.scope.get("headers") or [])
@@ -104,25 +115,23 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if message.get("type") == tokens.AUTH_REVOKED_TYPE:
             await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
             return
+        if message.get("type") == EVENT_TYPE and self.fast_streams:
+            # The subscription fast path first (schema/fast_path.py); the streams it
+            # served skip the message when Strawberry queues it for them below.
+            for stream in list(self.fast_streams):
+                await stream.offer(message)
         await super().dispatch(message)
 
     # --- presence and disconnect (realtime) ---------------------------------------
 
     async def _presence_start(self, user) -> None:
-        """Count this socket for the user's presence and keep it counted while open."""
+        """Count this socket for the user's presence and keep it counted while open
+        (the process's heartbeat, chat/services/presence.py)."""
         if getattr(self, "_presence_user", None) is not None:
             return
         self._presence_user = user
         await database_sync_to_async(presence.connect_socket)(user, self.channel_name)
-        self._presence_task = asyncio.create_task(self._presence_heartbeat(user))
-
-    async def _presence_heartbeat(self, user) -> None:
-        while True:
-            await asyncio.sleep(presence.heartbeat_interval())
-            try:
-                await database_sync_to_async(presence.heartbeat_socket)(user, self.channel_name)
-            except Exception:  # a Redis or database hiccup must not end the socket
-                logger.warning("presence heartbeat failed", exc_info=True)
+        presence.heartbeats.register(self.channel_name, user)
 
     async def disconnect(self, code) -> None:
         try:
@@ -139,14 +148,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
                 with contextlib.suppress(Exception):
                     await self.channel_layer.group_discard(group, self.channel_name)
             self._group_refs.clear()
-        task = getattr(self, "_presence_task", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         user = getattr(self, "_presence_user", None)
         if user is not None:
             self._presence_user = None
+            presence.heartbeats.unregister(self.channel_name)
             try:
                 await database_sync_to_async(presence.disconnect_socket)(user, self.channel_name)
             except Exception:
@@ -221,6 +226,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._socket_closed = False
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
+        self.fast_streams: set = set()  # RoomStreams with a fast path (chat/realtime.py)
 
     async def websocket_connect(self, message) -> None:
         self._daphne_protocol = daphne_protocol(self.base_send)

@@ -24,6 +24,7 @@ are never shared. Ephemeral events (no seq) are executed per subscriber.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections import OrderedDict
 
@@ -66,6 +67,7 @@ VIEWER_INDEPENDENT = frozenset(
 RESULTS_MAX = 2048
 _results: OrderedDict[tuple, ExecutionResult | asyncio.Future] = OrderedDict()
 _viewer_independent: dict[tuple, bool] = {}
+_payloads: dict[tuple, str] = {}  # serialized shared results, for the fast path (schema/fast_path.py)
 
 
 def _fields_viewer_independent(selection_set, fragments, seen: set[str]) -> bool:
@@ -96,6 +98,64 @@ def _put(key: tuple, value) -> None:
         _results.popitem(last=False)
 
 
+def subscription_signature(operation, fragments, variable_values, user) -> tuple | None:
+    """What, besides the event and the cursor, an execution's result depends on:
+    the operation, the variable values and, unless the selection is made only of
+    viewer-independent fields, the viewer. None if it cannot be shared."""
+    loc = operation.loc
+    if loc is None:
+        return None
+    operation_key = (loc.source.body, operation.name.value if operation.name else None)
+    shared = _viewer_independent.get(operation_key)
+    if shared is None:
+        # The root field is the subscription itself (``roomEvents``...): what it selects decides.
+        shared = all(
+            isinstance(root, FieldNode) and _fields_viewer_independent(root.selection_set, fragments, set())
+            for root in operation.selection_set.selections
+        )
+        if len(_viewer_independent) > 1024:
+            _viewer_independent.clear()
+        _viewer_independent[operation_key] = shared
+    try:
+        variables = json.dumps(variable_values, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
+    return (operation_key, variables, None if shared else getattr(user, "pk", None))
+
+
+def share_key(kind: str, room: int, seq: int, cursor: str, signature: tuple) -> tuple:
+    """The key of one shared execution: the event (its type, room and seq), the
+    cursor, and the signature (``subscription_signature``)."""
+    return (kind, room, seq, cursor, *signature)
+
+
+def shared_payload(key: tuple, encode) -> str | None:
+    """The JSON of ``{"data": ...}`` of the execution shared under ``key`` (see
+    ``_share_key``), encoded once with ``encode`` (the transport's JSON encoder);
+    None if there is none (yet)."""
+    payload = _payloads.get(key)
+    if payload is None:
+        result = _results.get(key)
+        if not isinstance(result, ExecutionResult):
+            return None
+        payload = _payloads[key] = encode({"data": result.data})
+        while len(_payloads) > RESULTS_MAX:
+            _payloads.pop(next(iter(_payloads)))
+    return payload
+
+
+def shared_pending(key: tuple) -> asyncio.Future | None:
+    """The shared execution under ``key`` still running, if any (its result: an
+    ExecutionResult, or None if it failed)."""
+    pending = _results.get(key)
+    return pending if isinstance(pending, asyncio.Future) else None
+
+
+# The executor of the subscription operation being started, for its resolver
+# (schema/fast_path.py executes later events with it).
+subscription_executor: contextvars.ContextVar = contextvars.ContextVar("subscription_executor", default=None)
+
+
 class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, with shared subscription event results."""
 
@@ -108,30 +168,16 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         room = getattr(getattr(event, "room_obj", None), "pk", None)
         if seq is None or cursor is None or room is None:
             return None
-        loc = self.operation.loc
-        if loc is None:
+        user = getattr(self.context_value, "user", None)
+        signature = subscription_signature(self.operation, self.fragments, self.variable_values, user)
+        if signature is None:
             return None
-        document = loc.source.body
-        operation_key = (document, self.operation.name.value if self.operation.name else None)
-        shared = _viewer_independent.get(operation_key)
-        if shared is None:
-            # The root field is the subscription itself (``roomEvents``...): what it selects decides.
-            shared = all(
-                isinstance(root, FieldNode) and _fields_viewer_independent(root.selection_set, self.fragments, set())
-                for root in self.operation.selection_set.selections
-            )
-            if len(_viewer_independent) > 1024:
-                _viewer_independent.clear()
-            _viewer_independent[operation_key] = shared
-        viewer = None
-        if not shared:
-            user = getattr(self.context_value, "user", None)
-            viewer = getattr(user, "pk", None)
-        try:
-            variables = json.dumps(self.variable_values, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            return None
-        return (type(event).__name__, room, seq, cursor, operation_key, variables, viewer)
+        return share_key(type(event).__name__, room, seq, cursor, signature)
+
+    def build_resolve_info(self, field_def, field_nodes, parent_type, path):
+        if path.prev is None and self.operation.operation == OperationType.SUBSCRIPTION:
+            subscription_executor.set(self)  # the subscription field's resolver is called next
+        return super().build_resolve_info(field_def, field_nodes, parent_type, path)
 
     def execute_operation(self, *args, **kwargs):
         key = self._share_key()

@@ -10,6 +10,7 @@ from strawberry.types import Info
 from chat import realtime
 from schema.context import signed_in_user
 from schema.events.types import MessageAdded, Notification, RoomEvent, build_event, build_notification
+from schema.fast_path import FastPath
 from schema.global_ids import decode_id
 
 
@@ -32,7 +33,10 @@ class EventSubscriptions:
     ) -> AsyncGenerator[RoomEvent, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        async for delivery in realtime.room_events(info.context.ws, user, room_id=room_pk, after=after):
+        stream = realtime.room_events(
+            info.context.ws, user, room_id=room_pk, after=after, fast=FastPath.for_operation(info)
+        )
+        async for delivery in stream:
             yield await build_event(delivery)
 
     @strawberry.subscription(
@@ -46,7 +50,14 @@ class EventSubscriptions:
     ) -> AsyncGenerator[MessageAdded, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        stream = realtime.room_events(info.context.ws, user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False)
+        stream = realtime.room_events(
+            info.context.ws,
+            user,
+            room_id=room_pk,
+            kinds={"MessageAdded"},
+            ephemeral=False,
+            fast=FastPath.for_operation(info),
+        )
         async for delivery in stream:
             yield await build_event(delivery)
 

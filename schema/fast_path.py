@@ -1,0 +1,146 @@
+"""The subscription fast path: one frame per event, shared by the subscribers who
+would receive exactly the same one.
+
+Shared execution (schema/shared_events.py) runs the selection once per event,
+but every subscriber still walked the whole pipeline for it: its stream's
+queue and task, graphql-core's result mapping, Strawberry's per-result
+extension hooks, and a JSON encoding of the same payload. At 1000 subscribers
+of a room that pipeline, not the execution, was most of the cost of a delivery
+(the fan-out profiles in the README's "Benchmarks", issue 8).
+
+So, when a stored event reaches a socket (``GraphQLConsumer.dispatch``), each
+of its ``roomEvents``/``messageAdded`` streams that is idle and whose next event
+this is in its room's order is offered the event first (``RoomStream.offer``).
+If another subscriber's execution of the same operation, variables and, for
+viewer-dependent selections, viewer, for the same event at the same cursor has
+already been made, its ``{"data": ...}`` JSON (encoded once) is sent in the
+protocol's own frame around this operation's id, and the stream's position
+moves on. Anything else (the first subscriber of an event, gaps, joins and
+leaves, all-rooms cursors, ephemeral events) takes the normal path. Who
+receives an event is still decided per subscriber by chat/realtime.py, exactly
+as on the normal path; only the rendering is shared.
+
+The frames are byte for byte what Strawberry sends (tests/schema/test_fast_path.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+from graphql import ExecutionResult, execute_subscription_event
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import Info
+
+from chat.realtime import Delivery
+from schema.events.types import build_event
+from schema.shared_events import (
+    share_key,
+    shared_payload,
+    shared_pending,
+    subscription_executor,
+    subscription_signature,
+)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """Strawberry's graphql-transport-ws handler, known to its consumer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.view._ws_handler = self
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler):
+    """Strawberry's legacy graphql-ws handler, known to its consumer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.view._ws_handler = self
+
+
+class FastPath:
+    """Delivers stored events to one subscription operation of one socket as
+    shared frames."""
+
+    __slots__ = ("consumer", "context", "executor", "handler", "operation_id", "prefix", "signature")
+
+    def __init__(self, consumer, handler, operation_id: str, prefix: str, signature: tuple, executor):
+        self.consumer = consumer
+        self.handler = handler
+        self.operation_id = operation_id
+        self.prefix = prefix
+        self.signature = signature
+        self.executor = executor
+        # The operation's context (Strawberry's execution hooks, e.g. the optimizer's),
+        # for the executions this path makes from the consumer's task.
+        self.context = contextvars.copy_context()
+
+    @classmethod
+    def for_operation(cls, info: Info) -> FastPath | None:
+        """The fast path of the subscription being resolved (call it from its
+        resolver), or None when the transport or the operation does not allow one."""
+        consumer = getattr(info.context, "ws", None)
+        handler = getattr(consumer, "_ws_handler", None)
+        executor = subscription_executor.get()
+        if handler is None or executor is None or not getattr(consumer, "fast_path_enabled", False):
+            return None
+        raw = info._raw_info
+        signature = subscription_signature(raw.operation, raw.fragments, raw.variable_values, info.context.user)
+        if signature is None:
+            return None
+        task = asyncio.current_task()
+        encode = consumer.encode_json
+        if isinstance(handler, BaseGraphQLTransportWSHandler):
+            for operation in handler.operations.values():
+                if operation.task is task:
+                    prefix = encode({"id": operation.id, "type": "next"})[:-1]
+                    return cls(consumer, handler, operation.id, prefix, signature, executor)
+        elif isinstance(handler, BaseGraphQLWSHandler):
+            for operation_id, operation_task in handler.tasks.items():
+                if operation_task is task:
+                    prefix = encode({"type": "data", "id": operation_id})[:-1]
+                    return cls(consumer, handler, operation_id, prefix, signature, executor)
+        return None
+
+    def _open(self) -> bool:
+        if isinstance(self.handler, BaseGraphQLTransportWSHandler):
+            operation = self.handler.operations.get(self.operation_id)
+            return operation is not None and not operation.completed
+        return self.operation_id in self.handler.tasks
+
+    async def __call__(self, delivery: Delivery) -> bool:
+        """Send ``delivery``'s frame; False (nothing sent) if the normal path must
+        take it: the operation is over, or the execution has errors."""
+        if delivery.seq is None or not self._open():
+            return False
+        key = share_key(delivery.kind, delivery.room_id, delivery.seq, delivery.cursor, self.signature)
+        encode = self.consumer.encode_json
+        payload = shared_payload(key, encode)
+        if payload is None:
+            pending = shared_pending(key)
+            if pending is not None:
+                result = await asyncio.shield(pending)
+            else:
+                result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
+            if result is None or result.errors:
+                return False
+            payload = shared_payload(key, encode) or encode({"data": result.data})
+        if not self._open():
+            return False
+        await self.consumer.send(text_data=f'{self.prefix},"payload":{payload}}}')
+        return True
+
+    async def _execute(self, delivery: Delivery) -> ExecutionResult:
+        """What graphql-core does for each event of a subscription (the result is
+        shared by SharedEventExecutionContext)."""
+        executor = self.executor.build_per_event_executor(await build_event(delivery))
+        result = execute_subscription_event(executor)
+        return await result if executor.is_awaitable(result) else result
+
+    def attach(self, stream) -> None:
+        self.consumer.fast_streams.add(stream)
+
+    def detach(self, stream) -> None:
+        self.consumer.fast_streams.discard(stream)
