@@ -1,7 +1,7 @@
 """The channel layers: Channels' in-memory layer made linear in fan-out (embedded
 mode) and channels-redis' layer with a pool that waits (services mode).
 
-Embedded: 
+Embedded:
 Channels' ``InMemoryChannelLayer`` sweeps every channel and every group
 membership for expired entries on *each* ``receive`` and ``group_send``, and
 ``group_send`` starts one task and makes one deep copy per member. With N

@@ -35,7 +35,7 @@ import contextlib
 import functools
 import logging
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -170,10 +170,49 @@ def _events_after(positions: Mapping[int, int], limit: int) -> list[dict]:
 # --- The subscription ----------------------------------------------------------------------
 
 
-class _Inbox(asyncio.Queue):
+class LightQueue:
+    """An unbounded queue for one reader, as light as possible while empty (a
+    socket waits on a few of these for hours): an ``asyncio.Queue`` holds four
+    deques, about 2 KB, even when empty (issue 8, idle memory per socket)."""
+
+    __slots__ = ("__weakref__", "_items", "_waiter")
+
+    def __init__(self):
+        self._items: deque | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def put_nowait(self, item) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self):
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+
+class _Inbox(LightQueue):
     """A stream's queue of channel-layer messages. An event the stream delivered
     already (on the fast path) is not queued again; while held, what arrives waits
     aside and is queued on release, in order."""
+
+    __slots__ = ("_held", "_stream")
 
     def __init__(self, stream: RoomStream):
         super().__init__()
@@ -217,7 +256,7 @@ class RoomStream:
 
     positions: dict[int, int] = field(default_factory=dict)
     _groups: Counter = field(default_factory=Counter)
-    _queue: asyncio.Queue = field(init=False)
+    _queue: _Inbox = field(init=False)
     _presence_seen: dict[int, str] = field(default_factory=dict)
     _done: bool = False
     _idle: bool = False  # waiting for the next message, everything before it delivered

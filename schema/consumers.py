@@ -24,6 +24,7 @@ from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 from chat import tokens
 from chat.errors import ChatError
 from chat.events import EVENT_TYPE
+from chat.realtime import LightQueue
 from chat.services import presence
 from schema.context import ChatContext
 from schema.fast_path import LegacyWSHandler, TransportWSHandler
@@ -227,6 +228,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
         self.fast_streams: set = set()  # RoomStreams with a fast path (chat/realtime.py)
+        self.message_queue = LightQueue()  # Strawberry's asyncio.Queue, lighter (idle memory)
 
     async def websocket_connect(self, message) -> None:
         self._daphne_protocol = daphne_protocol(self.base_send)
