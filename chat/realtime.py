@@ -14,7 +14,8 @@ How it keeps its promise on an at-most-once channel layer:
 - A dropped *last* event reveals no gap; a periodic check (``Checker``: two
   queries per process every ``REALTIME_CHECK_INTERVAL`` seconds, whatever the
   number of subscriptions) compares positions with ``Room.last_seq`` and the
-  tracked rooms with the users' memberships, and wakes the subscriptions behind.
+  tracked rooms with the users' memberships, and wakes the subscriptions still
+  behind at the next check (within two intervals).
 - Start and resume: the groups are joined *before* positions are read, so an
   event committed in between is either in the replay or arrives live (and is
   then a duplicate by seq): no gap, no duplicate.
@@ -513,11 +514,13 @@ class RoomStream:
             self._unlisten()
             await self._release()
 
-    def needs_check(self, last_seqs: Mapping[int, int], joined: Mapping[int, set[int]]) -> bool:
-        """Whether the database shows this subscription behind, or its memberships
-        differ from the rooms it tracks (a lost join, leave or deletion)."""
-        if any(last_seqs.get(room, seq) > seq for room, seq in self.positions.items()):
-            return True
+    def behind(self, last_seqs: Mapping[int, int]) -> bool:
+        """Whether this subscription has not delivered up to ``last_seqs``."""
+        return any(last_seqs.get(room, seq) > seq for room, seq in self.positions.items())
+
+    def membership_differs(self, joined: Mapping[int, set[int]]) -> bool:
+        """Whether the user's memberships differ from the rooms this subscription
+        tracks (a lost join, leave or deletion, or one still on its way)."""
         rooms = joined.get(self.user.pk, set())
         if self.follows_membership:
             return rooms != set(self.positions)
@@ -542,12 +545,22 @@ class Checker:
     """Every ``REALTIME_CHECK_INTERVAL`` seconds, compares what the subscriptions of
     this process hold with the database (two queries in all, however many
     subscriptions) and wakes those that are behind: a dropped last event, or a
-    dropped join, leave or deletion, is repaired within an interval."""
+    dropped join, leave or deletion, is repaired within two intervals.
+
+    Two, because what the database shows *now* may still be on its way to the
+    subscribers: a subscription is woken only for events the previous check had
+    seen (committed an interval ago, and still not delivered), and for a
+    membership that differed at two checks in a row. Comparing with the current
+    state woke every subscriber of a busy room at every check (each then making
+    its own queries): thousands of queries per interval at 1000 subscribers,
+    found in the fan-out profile (issue 8)."""
 
     def __init__(self):
         self.streams: set[RoomStream] = set()
         self.task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._seen_seqs: dict[int, int] = {}
+        self._differed: set[RoomStream] = set()
 
     def register(self, stream: RoomStream) -> None:
         self.streams.add(stream)
@@ -558,6 +571,7 @@ class Checker:
 
     def unregister(self, stream: RoomStream) -> None:
         self.streams.discard(stream)
+        self._differed.discard(stream)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -573,9 +587,20 @@ class Checker:
             except Exception:  # the database is down: try again next interval
                 logger.warning("realtime check failed", exc_info=True)
                 continue
-            for stream in streams:
-                if stream.needs_check(last_seqs, joined):
-                    stream._queue.put_nowait({"type": CHECK_TYPE})
+            self.wake(streams, last_seqs, joined)
+
+    def wake(self, streams: Iterable[RoomStream], last_seqs: dict[int, int], joined: Mapping[int, set[int]]) -> None:
+        """Wake the subscriptions behind what the previous check saw, or whose
+        memberships differed at this check and the previous one."""
+        seen, self._seen_seqs = self._seen_seqs, last_seqs
+        differed, self._differed = self._differed, set()
+        for stream in streams:
+            wake = stream.behind(seen)
+            if stream.membership_differs(joined):
+                self._differed.add(stream)
+                wake = wake or stream in differed
+            if wake:
+                stream._queue.put_nowait({"type": CHECK_TYPE})
 
 
 checker = Checker()

@@ -314,3 +314,39 @@ class TestHeartbeats:
         await asyncio.sleep(0.3)
         assert not await sync_to_async(presence.is_online)(alice.pk)
         assert beats.task.done()  # nothing left to beat for: the loop ended
+
+
+class TestCheckerWakes:
+    """The periodic check wakes a subscription for events the previous check saw
+    already (not for events still on their way) and for a membership that differed
+    twice in a row."""
+
+    def stream(self, user, room_id, position):
+        stream = realtime.RoomStream(consumer=None, user=user, room_id=room_id)
+        stream.positions[room_id] = position
+        return stream
+
+    def woken(self, stream) -> bool:
+        woken = stream._queue.qsize() > 0
+        while stream._queue.qsize():
+            stream._queue._items.popleft()
+        return woken
+
+    async def test_an_event_in_flight_wakes_nobody_a_lost_one_wakes_its_subscribers(self, alice, bob):
+        checker = realtime.Checker()
+        caught_up, behind = self.stream(alice, 7, 3), self.stream(bob, 7, 3)
+        joined = {alice.pk: {7}, bob.pk: {7}}
+        checker.wake([caught_up, behind], {7: 4}, joined)  # seq 4 just committed
+        assert not self.woken(caught_up) and not self.woken(behind)
+        caught_up.positions[7] = 4  # delivered meanwhile; bob's copy was lost
+        checker.wake([caught_up, behind], {7: 4}, joined)
+        assert not self.woken(caught_up)
+        assert self.woken(behind)
+
+    async def test_a_membership_that_differs_twice_wakes(self, alice):
+        checker = realtime.Checker()
+        stream = self.stream(alice, 7, 3)
+        checker.wake([stream], {7: 3}, {alice.pk: set()})  # the leave may be on its way
+        assert not self.woken(stream)
+        checker.wake([stream], {7: 3}, {alice.pk: set()})
+        assert self.woken(stream)
