@@ -10,7 +10,8 @@ How it keeps its promise on an at-most-once channel layer:
   see chat/events.py). A subscription holds a *position* per room: the seq of
   the last event it delivered. A live event with ``seq <= position`` is a
   duplicate and dropped; ``seq > position + 1`` reveals a gap, filled from the
-  Event table before anything else of that room is delivered.
+  Event table before anything else of that room is delivered, after a short
+  wait for the missing event to arrive (parallel senders publish out of order).
 - A dropped *last* event reveals no gap; a periodic check (``Checker``: two
   queries per process every ``REALTIME_CHECK_INTERVAL`` seconds, whatever the
   number of subscriptions) compares positions with ``Room.last_seq`` and the
@@ -171,6 +172,11 @@ def _events_after(positions: Mapping[int, int], limit: int) -> list[dict]:
 # --- The subscription ----------------------------------------------------------------------
 
 
+def reorder_wait() -> float:
+    """Seconds an event that arrived before its predecessor waits for it (then the gap is filled from the table)."""
+    return float(getattr(settings, "REALTIME_REORDER_WAIT", 0.2))
+
+
 class LightQueue:
     """An unbounded queue for one reader, as light as possible while empty (a
     socket waits on a few of these for hours): an ``asyncio.Queue`` holds four
@@ -261,6 +267,8 @@ class RoomStream:
     _presence_seen: dict[int, str] = field(default_factory=dict)
     _done: bool = False
     _idle: bool = False  # waiting for the next message, everything before it delivered
+    _early: dict[int, dict[int, dict]] | None = None  # {room: {seq: message}} arrived before their turn
+    _early_since: float | None = None
 
     def __post_init__(self):
         self._queue = _Inbox(self)
@@ -280,6 +288,8 @@ class RoomStream:
         ``fast`` declines. The stream is held still meanwhile (the periodic check's
         wake-up waits), so nothing else can deliver this room's events around it."""
         if self.fast is None or not self._idle or not self._queue.empty() or message.get("type") != EVENT_TYPE:
+            return
+        if self._early:
             return
         room, seq, kind = message["room"], message["seq"], message["kind"]
         if self.positions.get(room) != seq - 1 or kind in (MEMBER_JOINED, MEMBER_LEFT, ROOM_DELETED):
@@ -405,12 +415,42 @@ class RoomStream:
         if seq <= position:
             return  # duplicate (replayed already, or received on two groups)
         if seq > position + 1:
-            # A gap: the layer dropped something. The table has it all, this one included.
-            async for delivery in self._fill([room]):
-                yield delivery
+            # Early: two senders' events may be published in the other order, and the
+            # missing one then arrives right behind. Keep this one a moment
+            # (REALTIME_REORDER_WAIT) before asking the table, which has everything: a
+            # query per subscriber per inversion made busy rooms hammer the database.
+            if self._early is None:
+                self._early, self._early_since = {}, asyncio.get_running_loop().time()
+            self._early.setdefault(room, {})[seq] = message
             return
         async for delivery in self._accept(message):
             yield delivery
+
+    async def _drain_early(self) -> AsyncIterator[Delivery]:
+        """Deliver the kept early events that are next in their room's order, and
+        forget those delivered meanwhile (by a fill)."""
+        for room in list(self._early or ()):
+            early = self._early[room]
+            while room in self.positions and (message := early.pop(self.positions[room] + 1, None)) is not None:
+                async for delivery in self._accept(message):
+                    yield delivery
+            position = self.positions.get(room)
+            for seq in [seq for seq in early if position is None or seq <= position]:
+                del early[seq]
+            if not early:
+                del self._early[room]
+        if not self._early:
+            self._early = self._early_since = None
+
+    async def _next_message(self) -> dict | None:
+        """The next message of the queue; None when early events have waited long enough."""
+        if not self._early:
+            return await self._queue.get()
+        wait = self._early_since + reorder_wait() - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(self._queue.get(), max(wait, 0))
+        except TimeoutError:
+            return None
 
     def _on_ephemeral(self, message: dict) -> Delivery | None:
         if message.get("room") not in self.positions or not self._wanted(message):
@@ -492,12 +532,15 @@ class RoomStream:
             if self.fast is not None:
                 self.fast.attach(self)
             while not self._done:
-                self._idle = True
+                self._idle = not self._early
                 try:
-                    message = await self._queue.get()
+                    message = await self._next_message()
                 finally:
                     self._idle = False
-                if message.get("type") == EVENT_TYPE:
+                if message is None:  # early events waited in vain: a real gap, fill it
+                    async for delivery in self._fill(list(self._early or ())):
+                        yield delivery
+                elif message.get("type") == EVENT_TYPE:
                     async for delivery in self._on_event(message):
                         yield delivery
                 elif message.get("type") == CHECK_TYPE:
@@ -506,6 +549,9 @@ class RoomStream:
                 else:
                     delivery = self._on_ephemeral(message)
                     if delivery is not None:
+                        yield delivery
+                if self._early:
+                    async for delivery in self._drain_early():
                         yield delivery
         finally:
             if self.fast is not None:

@@ -350,3 +350,44 @@ class TestCheckerWakes:
         assert not self.woken(stream)
         checker.wake([stream], {7: 3}, {alice.pk: set()})
         assert self.woken(stream)
+
+
+class TestReordering:
+    """Parallel senders publish out of order: an early event waits a moment for its
+    predecessor instead of every subscriber querying the table."""
+
+    async def published_in_reverse(self, room, alice):
+        first = await sync_to_async(record)(room.pk, "first", alice, publish=False)
+        second = await sync_to_async(record)(room.pk, "second", alice, publish=False)
+        layer = get_channel_layer()
+        await layer.group_send(events.room_group(room.pk), second)
+        await asyncio.sleep(0.05)
+        return layer, first
+
+    async def test_the_late_predecessor_is_awaited_not_queried(self, settings, monkeypatch, room, alice, bob):
+        settings.REALTIME_REORDER_WAIT = 2
+        async with Socket() as socket:
+            stream = Stream(socket, bob, room_id=room.pk)
+            await settle()
+            queries = []
+            original = realtime._events_after
+            monkeypatch.setattr(realtime, "_events_after", lambda *a: queries.append(a) or original(*a))
+            layer, first = await self.published_in_reverse(room, alice)
+            assert stream.delivered == []  # the early one waits
+            await layer.group_send(events.room_group(room.pk), first)
+            delivered = await stream.wait_for(2)
+            assert [d.message["payload"]["message"]["text"] for d in delivered] == ["first", "second"]
+            assert queries == []
+            await stream.close()
+
+    async def test_a_predecessor_that_never_comes_is_filled_from_the_table(self, settings, room, alice, bob):
+        settings.REALTIME_REORDER_WAIT = 0.2
+        async with Socket() as socket:
+            stream = Stream(socket, bob, room_id=room.pk)
+            await settle()
+            await self.published_in_reverse(room, alice)  # "first" is lost
+            delivered = await stream.wait_for(2, timeout=2)
+            assert [d.message["payload"]["message"]["text"] for d in delivered] == ["first", "second"]
+            await asyncio.sleep(0.3)
+            assert len(stream.delivered) == 2
+            await stream.close()
