@@ -60,6 +60,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         self.view._ws_handler = self
 
 
+# Executions started by the fast path, by share key, until they finish.
+_rendering: dict[tuple, asyncio.Future] = {}
+
+
 class FastPath:
     """Delivers stored events to one subscription operation of one socket as
     shared frames."""
@@ -119,11 +123,11 @@ class FastPath:
         encode = self.consumer.encode_json
         payload = shared_payload(key, encode)
         if payload is None:
-            pending = shared_pending(key)
+            pending = _rendering.get(key) or shared_pending(key)
             if pending is not None:
                 result = await asyncio.shield(pending)
             else:
-                result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
+                result = await self._render(key, delivery)
             if result is None or result.errors:
                 return False
             payload = shared_payload(key, encode) or encode({"data": result.data})
@@ -131,6 +135,20 @@ class FastPath:
             return False
         await self.consumer.send(text_data=f'{self.prefix},"payload":{payload}}}')
         return True
+
+    async def _render(self, key: tuple, delivery: Delivery) -> ExecutionResult | None:
+        """Execute for ``key``, announced at once: the other subscribers of the event
+        reach this point in the same turn of the event loop, before the execution
+        has even started, and must wait for it rather than start their own."""
+        done = asyncio.get_running_loop().create_future()
+        _rendering[key] = done
+        result = None
+        try:
+            result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
+            return result
+        finally:
+            del _rendering[key]
+            done.set_result(result)
 
     async def _execute(self, delivery: Delivery) -> ExecutionResult:
         """What graphql-core does for each event of a subscription (the result is
