@@ -38,7 +38,7 @@ from schema.events.types import build_event
 from schema.shared_events import (
     share_key,
     shared_payload,
-    shared_pending,
+    store_payload,
     subscription_executor,
     subscription_signature,
 )
@@ -60,7 +60,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         self.view._ws_handler = self
 
 
-# Executions started by the fast path, by share key, until they finish.
+# Executions started by the fast path, by share key, until they finish (their payload JSON).
 _rendering: dict[tuple, asyncio.Future] = {}
 
 
@@ -120,35 +120,33 @@ class FastPath:
         if delivery.seq is None or not self._open():
             return False
         key = share_key(delivery.kind, delivery.room_id, delivery.seq, delivery.cursor, self.signature)
-        encode = self.consumer.encode_json
-        payload = shared_payload(key, encode)
+        payload = shared_payload(key, self.consumer.encode_json)
         if payload is None:
-            pending = _rendering.get(key) or shared_pending(key)
-            if pending is not None:
-                result = await asyncio.shield(pending)
-            else:
-                result = await self._render(key, delivery)
-            if result is None or result.errors:
+            pending = _rendering.get(key)
+            payload = await asyncio.shield(pending) if pending is not None else await self._render(key, delivery)
+            if payload is None:
                 return False
-            payload = shared_payload(key, encode) or encode({"data": result.data})
         if not self._open():
             return False
         await self.consumer.send(text_data=f'{self.prefix},"payload":{payload}}}')
         return True
 
-    async def _render(self, key: tuple, delivery: Delivery) -> ExecutionResult | None:
-        """Execute for ``key``, announced at once: the other subscribers of the event
-        reach this point in the same turn of the event loop, before the execution
-        has even started, and must wait for it rather than start their own."""
+    async def _render(self, key: tuple, delivery: Delivery) -> str | None:
+        """The payload JSON for ``key`` (None if the execution has errors), announced
+        at once: the other subscribers of the event reach this point in the same
+        turn of the event loop, before the execution has even started, and must
+        wait for it rather than start their own."""
         done = asyncio.get_running_loop().create_future()
         _rendering[key] = done
-        result = None
+        payload = None
         try:
             result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
-            return result
+            if not result.errors:
+                payload = store_payload(key, self.consumer.encode_json({"data": result.data}))
+            return payload
         finally:
             del _rendering[key]
-            done.set_result(result)
+            done.set_result(payload)
 
     async def _execute(self, delivery: Delivery) -> ExecutionResult:
         """What graphql-core does for each event of a subscription (the result is

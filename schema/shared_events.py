@@ -138,17 +138,15 @@ def shared_payload(key: tuple, encode) -> str | None:
         result = _results.get(key)
         if not isinstance(result, ExecutionResult):
             return None
-        payload = _payloads[key] = encode({"data": result.data})
-        while len(_payloads) > RESULTS_MAX:
-            _payloads.pop(next(iter(_payloads)))
+        payload = store_payload(key, encode({"data": result.data}))
     return payload
 
 
-def shared_pending(key: tuple) -> asyncio.Future | None:
-    """The shared execution under ``key`` still running, if any (its result: an
-    ExecutionResult, or None if it failed)."""
-    pending = _results.get(key)
-    return pending if isinstance(pending, asyncio.Future) else None
+def store_payload(key: tuple, payload: str) -> str:
+    _payloads[key] = payload
+    while len(_payloads) > RESULTS_MAX:
+        _payloads.pop(next(iter(_payloads)))
+    return payload
 
 
 # The executor of the subscription operation being started, for its resolver
