@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from chat import tokens
@@ -144,3 +145,12 @@ class WSClient:
 
     async def __aexit__(self, *exc):
         await asyncio.shield(self.close())
+
+
+async def group_size(group: str) -> int:
+    """How many channels are in a channel-layer group, in-memory or Redis."""
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):  # in-memory layer
+        return len(layer.groups.get(group, {}))
+    async with layer.connection(layer.consistent_hash(group)) as connection:
+        return await connection.zcard(layer._group_key(group))

@@ -5,11 +5,11 @@ order and exactly-once hold when the two paths mix."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 
 from chat.events import room_group
 from chat.models import Room
@@ -17,7 +17,7 @@ from chat.services import messages as message_services
 from chat.services import rooms as room_services
 from schema import fast_path
 from schema.global_ids import encode_id
-from tests.clients import WSClient, token_for
+from tests.clients import WSClient, group_size, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,14 +87,6 @@ async def frames(client: WSClient, n: int) -> list[str]:
     return texts
 
 
-async def group_size(group: str) -> int:
-    layer = get_channel_layer()
-    if hasattr(layer, "groups"):  # in-memory layer
-        return len(layer.groups.get(group, {}))
-    async with layer.connection(layer.consistent_hash(group)) as connection:
-        return await connection.zcard(layer._group_key(group))
-
-
 async def until_subscribed(room: Room, count: int) -> None:
     for _ in range(200):
         if await group_size(room_group(room.pk)) >= count:
@@ -104,6 +96,18 @@ async def until_subscribed(room: Room, count: int) -> None:
     raise AssertionError("subscribers did not join")
 
 
+@contextlib.asynccontextmanager
+async def subscribed(room: Room, protocol: str, query: str, users: list):
+    """One socket per user, each subscribed to ``query`` for ``room``, closed on exit."""
+    clients = [await subscribe(user, protocol, query, room) for user in users]
+    try:
+        await until_subscribed(room, len(clients))
+        yield clients
+    finally:
+        for client in clients:
+            await client.close()
+
+
 def send(room: Room, user, text: str):
     return sync_to_async(message_services.send_message)(user, room.pk, text)
 
@@ -111,9 +115,7 @@ def send(room: Room, user, text: str):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_fast_frames_are_strawberrys_frames_byte_for_byte(protocol, room, fast_calls):
     room, owner, (fast1, fast2, slow) = room
-    clients = [await subscribe(user, protocol, SHARED, room) for user in (fast1, fast2, slow)]
-    try:
-        await until_subscribed(room, 3)
+    async with subscribed(room, protocol, SHARED, [fast1, fast2, slow]) as clients:
         for i in range(3):
             await send(room, owner, f"hello {i}")
         received = [await frames(client, 3) for client in clients]
@@ -122,32 +124,22 @@ async def test_fast_frames_are_strawberrys_frames_byte_for_byte(protocol, room, 
         events = [json.loads(text)["payload"]["data"]["roomEvents"] for text in received[2]]
         assert [e["message"]["text"] for e in events] == ["hello 0", "hello 1", "hello 2"]
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
-    finally:
-        for client in clients:
-            await client.close()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_viewer_dependent_fields_are_rendered_per_viewer(protocol, room, fast_calls):
     room, owner, (fast1, _, _) = room
-    clients = [await subscribe(user, protocol, PER_VIEWER, room) for user in (owner, fast1)]
-    try:
-        await until_subscribed(room, 2)
+    async with subscribed(room, protocol, PER_VIEWER, [owner, fast1]) as clients:
         await send(room, owner, "who am I")
         roles = [json.loads((await frames(client, 1))[0])["payload"]["data"]["roomEvents"] for client in clients]
         assert [r["room"]["myRole"] for r in roles] == ["OWNER", "MEMBER"]
         assert fast_calls and all(fast_calls)
-    finally:
-        for client in clients:
-            await client.close()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_burst_arrives_once_and_in_order_on_both_paths(protocol, room, fast_calls):
     room, owner, (fast1, fast2, slow) = room
-    clients = [await subscribe(user, protocol, SHARED, room) for user in (fast1, fast2, slow)]
-    try:
-        await until_subscribed(room, 3)
+    async with subscribed(room, protocol, SHARED, [fast1, fast2, slow]) as clients:
         await asyncio.gather(*(send(room, owner, f"burst {i}") for i in range(12)))
         for client in clients:
             events = [json.loads(t)["payload"]["data"]["roomEvents"] for t in await frames(client, 12)]
@@ -156,6 +148,3 @@ async def test_a_burst_arrives_once_and_in_order_on_both_paths(protocol, room, f
             assert sorted(e["message"]["text"] for e in events) == sorted(f"burst {i}" for i in range(12))
             assert await client.nothing(0.3)
         assert any(fast_calls)
-    finally:
-        for client in clients:
-            await client.close()

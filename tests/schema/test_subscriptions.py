@@ -18,7 +18,7 @@ from chat.services import messages as message_services
 from chat.services import rooms as room_services
 from schema.events.types import clear_caches
 from schema.global_ids import encode_id
-from tests.clients import WSClient, token_for
+from tests.clients import WSClient, group_size, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,14 +95,6 @@ def room(alice, bob):
     created = room_services.create_room(alice, "lobby")
     room_services.join_room(bob, created.pk)
     return Room.objects.get(pk=created.pk)
-
-
-async def group_size(group: str) -> int:
-    layer = get_channel_layer()
-    if hasattr(layer, "groups"):  # in-memory layer
-        return len(layer.groups.get(group, {}))
-    async with layer.connection(layer.consistent_hash(group)) as connection:
-        return await connection.zcard(layer._group_key(group))
 
 
 async def until_listening(group: str, count: int = 1) -> None:
