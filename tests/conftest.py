@@ -14,7 +14,8 @@ from django.core.cache import cache
 from django.test import AsyncClient, Client
 
 from chat import events, tokens
-from chat.models import User
+from chat.models import Room, User
+from chat.services import rooms as room_services
 from tests.chat_world import world_fixture  # noqa: F401 - the `world` fixture, for every test module
 from tests.clients import GraphQLClient, WSClient
 
@@ -69,6 +70,19 @@ def alice(make_user):
 @pytest.fixture
 def bob(make_user):
     return make_user("bob", display_name="Bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol", display_name="Carol")
+
+
+@pytest.fixture
+def room(alice, bob):
+    """A public room of alice's ("lobby") that bob has joined; carol is not a member."""
+    created = room_services.create_room(alice, "lobby")
+    room_services.join_room(bob, created.pk)
+    return Room.objects.get(pk=created.pk)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from PIL import Image
 
 from chat import errors
 from chat.models import Attachment, Event, Message
-from chat.services import rooms
 from chat.views import _error_response
 from schema.global_ids import encode_id
 from tests.clients import token_for
@@ -36,18 +35,6 @@ def bearer(user) -> dict:
 @pytest.fixture
 def client(db):
     return Client()
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("carol")
-
-
-@pytest.fixture
-def room(alice, bob):
-    created = rooms.create_room(alice, "photos")
-    rooms.join_room(bob, created.pk)
-    return created
 
 
 def post_upload(client, user, file, **extra):

@@ -30,19 +30,6 @@ def stored_files() -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-@pytest.fixture
-def carol(make_user):
-    return make_user("carol")
-
-
-@pytest.fixture
-def room(alice, bob):
-    """A room of alice's that bob joined; carol is not a member."""
-    created = rooms.create_room(alice, "photos")
-    rooms.join_room(bob, created.pk)
-    return created
-
-
 def png(name="cat.png", w=800, h=600):
     return upload(name, image_bytes(w, h, "PNG"), "image/png")
 

@@ -13,27 +13,18 @@ from weakref import WeakSet
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
 from chat import events, realtime
 from chat.errors import BadUserInput, NotFound
-from chat.models import Event, Membership, Message, Room
+from chat.models import Event, Membership, Message
 from chat.services import presence
 from chat.services import rooms as room_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """A new channel layer per test: channels_redis binds its locks and pools to
-    the event loop that first used them, and each test runs in its own loop."""
-    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
-    yield
-    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
 
 
 class Socket:
@@ -102,18 +93,6 @@ def record(room_id: int, text: str, actor=None, publish: bool = True) -> dict:
         if not publish:
             transaction.get_connection().run_on_commit = []
     return events.event_message(event)
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("carol")
-
-
-@pytest.fixture
-def room(alice, bob):
-    created = room_services.create_room(alice, "lobby")
-    room_services.join_room(bob, created.pk)
-    return Room.objects.get(pk=created.pk)
 
 
 async def settle():

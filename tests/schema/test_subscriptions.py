@@ -73,11 +73,6 @@ def uid(user: User) -> str:
 
 
 @pytest.fixture
-def carol(make_user):
-    return make_user("carol", display_name="Carol")
-
-
-@pytest.fixture
 def api(agql):
     """``await api(query, variables, user)``: the ``data`` of a successful operation over HTTP."""
 
@@ -87,14 +82,6 @@ def api(agql):
         return body["data"]
 
     return call
-
-
-@pytest.fixture
-def room(alice, bob):
-    """A public room of alice's that bob has joined."""
-    created = room_services.create_room(alice, "lobby")
-    room_services.join_room(bob, created.pk)
-    return Room.objects.get(pk=created.pk)
 
 
 async def until_listening(group: str, count: int = 1) -> None:

@@ -76,13 +76,6 @@ def client(db):
     return Client()
 
 
-@pytest.fixture
-def room(alice, bob):
-    created = rooms.create_room(alice, "photos")
-    rooms.join_room(bob, created.pk)
-    return Room.objects.get(pk=created.pk)
-
-
 def rid(room: Room) -> str:
     return encode_id("Room", room.pk)
 
