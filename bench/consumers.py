@@ -44,13 +44,9 @@ class BaselineConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def dispatch(self, message):
+        # Events go straight out, without Channels' handler lookup and its per-message
+        # database-connection cleanup (see the module docstring).
         if message["type"] in ("chat.event", "chat.ephemeral"):
             await self.send(text_data=frame_for(message))
             return
         await super().dispatch(message)
-
-    async def chat_event(self, message):
-        await self.send(text_data=frame_for(message))
-
-    async def chat_ephemeral(self, message):
-        await self.send(text_data=frame_for(message))

@@ -322,24 +322,33 @@ def send_at_rate(sender: Sender, tag: str, count: int, rate: float) -> None:
         sender.send(f"bench {tag} {k} {time.monotonic():.6f}")
 
 
-def send_burst(senders: list[Sender], tag: str, count: int) -> None:
-    """``count`` messages as fast as the senders go, spread over them (threads)."""
+def in_threads(run, n: int) -> None:
+    """``run(i)`` for i in 0..n-1, each in a thread; the first error is raised once all are done."""
     errors: list = []
 
-    def run(i: int, sender: Sender) -> None:
+    def guarded(i: int) -> None:
         try:
-            for k in range(i, count, len(senders)):
-                sender.send(f"bench {tag} {k} {time.monotonic():.6f}")
+            run(i)
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(senders)]
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
+
+
+def send_burst(senders: list[Sender], tag: str, count: int) -> None:
+    """``count`` messages as fast as the senders go, spread over them (threads)."""
+
+    def run(i: int) -> None:
+        for k in range(i, count, len(senders)):
+            senders[i].send(f"bench {tag} {k} {time.monotonic():.6f}")
+
+    in_threads(run, len(senders))
 
 
 def send_round_robin(senders: dict[int, Sender], tag: str, seconds: float, threads: int = 2) -> int:
@@ -347,26 +356,14 @@ def send_round_robin(senders: dict[int, Sender], tag: str, seconds: float, threa
     stop_at = time.monotonic() + seconds
     rooms = list(senders)
     sent = [0] * threads
-    errors: list = []
 
     def run(i: int) -> None:
         mine = rooms[i::threads]
-        k = 0
-        try:
-            while time.monotonic() < stop_at:
-                senders[mine[k % len(mine)]].send(f"bench {tag} {i}-{k} {time.monotonic():.6f}")
-                k += 1
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        sent[i] = k
+        while time.monotonic() < stop_at:
+            senders[mine[sent[i] % len(mine)]].send(f"bench {tag} {i}-{sent[i]} {time.monotonic():.6f}")
+            sent[i] += 1
 
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    if errors:
-        raise errors[0]
+    in_threads(run, threads)
     return sum(sent)
 
 
