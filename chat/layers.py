@@ -32,7 +32,6 @@ import asyncio
 import time
 from copy import deepcopy
 
-from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
@@ -56,15 +55,6 @@ class LinearInMemoryChannelLayer(InMemoryChannelLayer):
         if queue is None:
             queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
         return queue
-
-    async def send(self, channel, message):
-        assert isinstance(message, dict), "message is not a dict"
-        self.require_valid_channel_name(channel)
-        assert "__asgi_channel__" not in message
-        try:
-            self._queue(channel).put_nowait((time.time() + self.expiry, deepcopy(message)))
-        except asyncio.QueueFull:
-            raise ChannelFull(channel) from None
 
     async def group_send(self, group, message):
         assert isinstance(message, dict), "Message is not a dict"

@@ -411,10 +411,9 @@ class RoomStream:
                 async for delivery in self._track(room):
                     yield delivery
             return
-        position = self.positions[room]
-        if seq <= position:
+        if self.delivered(message):
             return  # duplicate (replayed already, or received on two groups)
-        if seq > position + 1:
+        if seq > self.positions[room] + 1:
             # Early: two senders' events may be published in the other order, and the
             # missing one then arrives right behind. Keep this one a moment
             # (REALTIME_REORDER_WAIT) before asking the table, which has everything: a
