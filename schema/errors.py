@@ -29,7 +29,7 @@ from chat.errors import (
     ServiceUnavailable,
     is_nul_character_error,
 )
-from schema.limits import with_code
+from schema.limits import reworded, with_code
 
 logger = logging.getLogger("chat.graphql")
 
@@ -88,12 +88,4 @@ class TypedErrors(MaskErrors):
             message, extensions = "Unexpected error.", {"code": "INTERNAL_SERVER_ERROR"}
         else:
             message, extensions = chat_error.message, chat_error.as_extensions()
-        return GraphQLError(
-            message=message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            original_error=None,
-            extensions=extensions,
-        )
+        return reworded(error, message, extensions)

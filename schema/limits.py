@@ -112,6 +112,12 @@ def with_code(error: GraphQLError, pre_execution: bool = True) -> GraphQLError:
     message = error.message
     if not settings.GRAPHQL_INTROSPECTION:
         message = _SUGGESTION.sub("", message)
+    return reworded(error, message, extensions)
+
+
+def reworded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    """``error`` at the same place (nodes, source, positions, path) with a new
+    message and extensions, and no original exception (nothing internal leaks)."""
     return GraphQLError(
         message=message,
         nodes=error.nodes,
