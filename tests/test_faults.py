@@ -128,24 +128,23 @@ class LiveServer:
     def __init__(self, server: Daphne):
         self.port, self.process, self.log = server.port, server.process, server.log
 
-    def post(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    def _request(self, method: str, path: str, body: str | None = None, headers: dict | None = None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            connection.request(method, path, body, headers or {})
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+    def post(self, query: str, variables: dict | None = None, token: str | None = None) -> tuple[int, dict]:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"JWT {token}"
-        connection.request("POST", "/graphql/", json.dumps({"query": query, "variables": variables or {}}), headers)
-        response = connection.getresponse()
-        body = response.read()
-        connection.close()
-        return response.status, json.loads(body)
+        return self._request("POST", "/graphql/", json.dumps({"query": query, "variables": variables or {}}), headers)
 
     def get(self, path: str) -> tuple[int, dict]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-        connection.close()
-        return response.status, json.loads(body)
+        return self._request("GET", path)
 
     @property
     def ws_url(self) -> str:
