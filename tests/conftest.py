@@ -115,6 +115,18 @@ def agql(db):
 
 
 @pytest.fixture
+def api(agql):
+    """``await api(query, variables, user)``: the ``data`` of a successful operation over HTTP."""
+
+    async def call(query: str, variables: dict, user: User) -> dict:
+        body = await agql(query, variables, user=user)
+        assert "errors" not in body, body
+        return body["data"]
+
+    return call
+
+
+@pytest.fixture
 def ws():
     """``await ws(user=None, protocol=...)`` opens a GraphQL WebSocket through the ASGI app."""
     opened: list[WSClient] = []

@@ -9,10 +9,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema import schema
 from schema.shared_events import SharedEventExecutionContext
-from tests.schema.test_subscriptions import SEND_MESSAGE, api, carol, connect, events_of, rid, room, until_listening
+from tests.schema.test_subscriptions import SEND_MESSAGE, connect, events_of, rid, until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
-__all__ = ["api", "carol", "room"]  # fixtures used here
 
 SHAREABLE = """
 subscription Shared($roomId: ID) {

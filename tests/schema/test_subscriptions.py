@@ -72,18 +72,6 @@ def uid(user: User) -> str:
     return encode_id("User", user.pk)
 
 
-@pytest.fixture
-def api(agql):
-    """``await api(query, variables, user)``: the ``data`` of a successful operation over HTTP."""
-
-    async def call(query: str, variables: dict, user: User) -> dict:
-        body = await agql(query, variables, user=user)
-        assert "errors" not in body, body
-        return body["data"]
-
-    return call
-
-
 async def until_listening(group: str, count: int = 1) -> None:
     """Wait until ``count`` sockets are in ``group`` and their positions are read."""
     for _ in range(200):
