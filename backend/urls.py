@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 from django.views.generic import TemplateView
 
 from chat import views
@@ -11,9 +11,11 @@ urlpatterns = [
     path("graphql/", GraphQLView.as_view(schema=schema)),
     path("graphql", GraphQLView.as_view(schema=schema)),
     path("healthz", views.healthz),
+    path("api/openapi.json", views.openapi_document),
     path("api/uploads/", views.upload_attachment),
     path("api/rooms/<path:room_id>/messages/", views.post_message),
     path("api/attachments/<path:attachment_id>/download", views.download_attachment),
     path("api/attachments/<path:attachment_id>/thumbnail", views.download_thumbnail),
+    re_path(r"^api/", views.api_not_found),
     path("admin/", admin.site.urls),
 ]

@@ -20,7 +20,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from chat import access, tokens
+from chat import access, openapi, tokens
 from chat.errors import (
     NUL_CHARACTER_MESSAGE,
     BadUserInput,
@@ -68,6 +68,12 @@ async def healthz(request):
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
     )
+
+
+@require_GET
+def openapi_document(request):
+    """``GET /api/openapi.json``: the OpenAPI 3.1 description of the REST shim."""
+    return JsonResponse(openapi.document(), json_dumps_params={"indent": 1})
 
 
 # --- REST shim ------------------------------------------------------------------------
@@ -148,6 +154,13 @@ def api_view(*methods: str):
         return wrapper
 
     return decorator
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """Any other path under ``/api/`` (an unknown route, or an id no route matches,
+    such as one with a newline): the API's JSON 404, not Django's HTML page."""
+    return _error_response(NotFound("No such API endpoint."))
 
 
 class MethodNotAllowed(ChatError):
