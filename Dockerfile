@@ -28,6 +28,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
 
-# Migrations are idempotent and take a lock on Postgres, so several replicas
-# starting at once are safe.
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec daphne -b 0.0.0.0 -p 8000 --proxy-headers backend.asgi:application"]
+# Migrations run once, before the replicas start: docker-compose's `migrate`
+# service (elsewhere: `python manage.py migrate --noinput` as a one-off job).
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "backend.asgi:application"]

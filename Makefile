@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate run test lint format bench bench-quick test-e2e schema fuzz clean
+.PHONY: install migrate run test lint format audit bench bench-quick test-e2e schema fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Known vulnerabilities in every installed package (the pinned requirements and
+# what they pull in), from PyPI's advisory data; fails if one is found. pip-audit
+# lives in a venv of its own so that its dependencies never move the project's.
+AUDIT_VENV ?= .venv-audit
+audit: install
+	test -x $(AUDIT_VENV)/bin/pip-audit || ($(PYTHON) -m venv $(AUDIT_VENV) && $(AUDIT_VENV)/bin/pip install --quiet pip-audit==2.10.1)
+	$(PY) -m pip freeze --exclude-editable > $(AUDIT_VENV)/requirements-frozen.txt
+	$(AUDIT_VENV)/bin/pip-audit --requirement $(AUDIT_VENV)/requirements-frozen.txt --no-deps --disable-pip --progress-spinner off
+
 # Export the GraphQL SDL to schema.graphql (committed; tests/schema/test_sdl.py checks it).
 schema: install
 	$(PY) scripts/export_schema.py
@@ -64,4 +73,4 @@ bench-quick: install
 	$(PY) -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache media staticfiles bench/results
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache media staticfiles bench/results
