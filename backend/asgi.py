@@ -17,7 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from schema import schema  # noqa: E402
-from schema.consumers import GraphQLConsumer  # noqa: E402
+from schema.live.consumer import GraphQLConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -145,8 +145,8 @@ if REDIS_URL:
 
     CHANNEL_LAYERS = {
         "default": {
-            # channels-redis' layer with a pool that waits when busy (chat/layers.py).
-            "BACKEND": "chat.layers.WaitingRedisChannelLayer",
+            # channels-redis' layer with a pool that waits when busy (schema/live/channels_redis_adapter.py).
+            "BACKEND": "schema.live.channels_redis_adapter.WaitingRedisChannelLayer",
             "CONFIG": {
                 "pool_size": env_int("CHANNEL_LAYER_POOL_SIZE", 200),
                 # A Redis that does not answer fails fast instead of hanging. receive() blocks
@@ -184,7 +184,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "chat.layers.LinearInMemoryChannelLayer",
+            "BACKEND": "schema.live.channels_adapter.LinearInMemoryChannelLayer",
             "CONFIG": {"capacity": env_int("CHANNEL_LAYER_CAPACITY", 5000), "expiry": 60},
         }
     }
@@ -303,7 +303,7 @@ GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15)
 GRAPHQL_MAX_OPERATIONS = env_int("GRAPHQL_MAX_OPERATIONS", 1)
-# WebSocket limits; see schema/consumers.py.
+# WebSocket limits; see schema/live/consumer.py.
 WS_CONNECTION_INIT_TIMEOUT = env_int("WS_CONNECTION_INIT_TIMEOUT", 10)  # seconds
 WS_MAX_SUBSCRIPTIONS = env_int("WS_MAX_SUBSCRIPTIONS", 20)  # in-flight operations per socket
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)  # incoming frame; bigger closes 1009

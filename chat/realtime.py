@@ -1,8 +1,9 @@
 """The subscription engine: room events for one subscriber, exactly once and in order.
 
-Transport-agnostic (no GraphQL here): it needs a Channels consumer with a
-channel layer (``channel_layer``, ``channel_name``, ``listen_queues``) and
-yields ``Delivery`` objects that the API layer renders.
+Transport-agnostic (no GraphQL here): it reaches the socket only through the
+``RealtimeSocket`` port below (groups, the layer messages it receives), which
+the transport implements (schema/live/consumer.py), and yields ``Delivery``
+objects that the API layer renders.
 
 How it keeps its promise on an at-most-once channel layer:
 
@@ -31,15 +32,13 @@ How it keeps its promise on an at-most-once channel layer:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import functools
 import logging
-import re
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -47,14 +46,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from chat import access
-from chat.errors import BadUserInput, NotFound
+from chat.cursors import decode_cursor, encode_cursor
+from chat.errors import NotFound
 from chat.events import EPHEMERAL_TYPE, EVENT_TYPE, NOTIFICATION_TYPE, event_message, room_group, user_group
 from chat.models import Event, Membership, Room, User
 
 logger = logging.getLogger(__name__)
 
-CURSOR_VERSION = "r1"
-_CURSOR_BODY = re.compile(r"[A-Za-z0-9_-]*")
 FILL_BATCH = 500
 
 MEMBER_JOINED = Event.Kind.MEMBER_JOINED.value
@@ -65,36 +63,26 @@ CHECK_TYPE = "realtime.check"  # put in a subscription's queue by the checker, n
 PRESENCE_CHANGED = "PresenceChanged"
 
 
-# --- Cursors -------------------------------------------------------------------------
+# --- The port: what the engine needs of a transport's socket ---------------------------
 
 
-def encode_cursor(positions: Mapping[int, int]) -> str:
-    """``r1.<urlsafe base64 of "room:seq,room:seq">``, rooms in ascending order."""
-    return _encode_positions(tuple(sorted(positions.items())))
+class RealtimeSocket(Protocol):
+    """A socket on the channel layer, as the engine sees it.
 
+    Groups are counted per socket: ``join_group`` twice and ``leave_group`` once
+    leaves the socket in the group. ``listen`` has every layer message of the
+    given types that reaches the socket put in ``inbox`` (``put_nowait``), until
+    ``unlisten``."""
 
-@functools.lru_cache(maxsize=4096)  # the subscribers of a room share their positions
-def _encode_positions(positions: tuple[tuple[int, int], ...]) -> str:
-    raw = ",".join(f"{room}:{seq}" for room, seq in positions)
-    return f"{CURSOR_VERSION}.{base64.urlsafe_b64encode(raw.encode()).decode().rstrip('=')}"
+    async def join_group(self, group: str) -> None: ...
 
+    async def leave_group(self, group: str) -> None: ...
 
-def decode_cursor(cursor: str) -> dict[int, int]:
-    """The position vector of a cursor; ``BadUserInput`` if it is not one of ours."""
-    try:
-        version, separator, body = cursor.partition(".")
-        if version != CURSOR_VERSION or not separator or not _CURSOR_BODY.fullmatch(body):
-            raise ValueError(version)
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
-        positions: dict[int, int] = {}
-        for pair in filter(None, raw.split(",")):
-            room, seq = pair.split(":")
-            positions[int(room)] = int(seq)
-            if positions[int(room)] < 0 or int(room) <= 0:
-                raise ValueError(pair)
-        return positions
-    except (ValueError, UnicodeDecodeError, binascii.Error, AttributeError):
-        raise BadUserInput("Invalid cursor.", fields={"after": ["Not a cursor of this server."]}) from None
+    def listen(self, types: Iterable[str], inbox: LightQueue) -> None: ...
+
+    def unlisten(self, types: Iterable[str], inbox: LightQueue) -> None: ...
+
+    def listen_to_channel(self, type: str, *, groups: Iterable[str]) -> AbstractAsyncContextManager: ...
 
 
 # --- What a subscriber receives ----------------------------------------------------------
@@ -251,13 +239,13 @@ class RoomStream:
     presence of the tracked rooms.
     """
 
-    consumer: object
+    socket: RealtimeSocket
     user: User
     room_id: int | None = None
     after: str | None = None
     kinds: frozenset[str] | None = None
     ephemeral: bool = True
-    # The API layer's fast path (schema/fast_path.py): sends a delivery's frame
+    # The API layer's fast path (schema/live/fast_path.py): sends a delivery's frame
     # directly, True if it did; see ``offer``.
     fast: Callable[[Delivery], Awaitable[bool]] | None = None
 
@@ -311,14 +299,11 @@ class RoomStream:
     def follows_membership(self) -> bool:
         return self.room_id is None
 
-    # Groups are shared by every subscription of the socket: count references on
-    # the consumer (the same counter Strawberry's listen_to_channel uses), so that
-    # closing one subscription never removes a group another one still needs.
+    # Groups are shared by every subscription of the socket: the socket counts
+    # references (``RealtimeSocket``), so that closing one subscription never
+    # removes a group another one still needs.
     async def _group_add(self, group: str) -> None:
-        consumer = self.consumer
-        async with consumer._group_lock:
-            await consumer.channel_layer.group_add(group, consumer.channel_name)
-            consumer._group_refs[group] += 1
+        await self.socket.join_group(group)
         self._groups[group] += 1
 
     async def _group_discard(self, group: str) -> None:
@@ -327,13 +312,7 @@ class RoomStream:
         self._groups[group] -= 1
         if self._groups[group] == 0:
             del self._groups[group]
-        consumer = self.consumer
-        async with consumer._group_lock:
-            consumer._group_refs[group] -= 1
-            if consumer._group_refs[group] <= 0:
-                del consumer._group_refs[group]
-                with contextlib.suppress(Exception):
-                    await consumer.channel_layer.group_discard(group, consumer.channel_name)
+        await self.socket.leave_group(group)
 
     async def _release(self) -> None:
         for group, count in list(self._groups.items()):
@@ -342,13 +321,10 @@ class RoomStream:
                     await self._group_discard(group)
 
     def _listen(self) -> None:
-        types = [EVENT_TYPE, EPHEMERAL_TYPE] if self.ephemeral else [EVENT_TYPE]
-        for type_ in types:
-            self.consumer.listen_queues[type_].add(self._queue)
+        self.socket.listen([EVENT_TYPE, EPHEMERAL_TYPE] if self.ephemeral else [EVENT_TYPE], self._queue)
 
     def _unlisten(self) -> None:
-        for type_ in (EVENT_TYPE, EPHEMERAL_TYPE):
-            self.consumer.listen_queues[type_].discard(self._queue)
+        self.socket.unlisten([EVENT_TYPE, EPHEMERAL_TYPE], self._queue)
 
     def _delivery(self, message: dict) -> Delivery:
         return Delivery(message=message, cursor=encode_cursor(self.positions))
@@ -652,7 +628,7 @@ checker = Checker()
 
 
 def room_events(
-    consumer,
+    socket: RealtimeSocket,
     user: User,
     *,
     room_id: int | None = None,
@@ -669,7 +645,7 @@ def room_events(
         except (TypeError, ValueError):
             raise NotFound("Room not found.") from None
     stream = RoomStream(
-        consumer=consumer,
+        socket=socket,
         user=user,
         room_id=room_id,
         after=after,
@@ -680,9 +656,9 @@ def room_events(
     return stream.run()
 
 
-async def notifications(consumer, user: User) -> AsyncIterator[dict]:
+async def notifications(socket: RealtimeSocket, user: User) -> AsyncIterator[dict]:
     """The ``chat.notification`` messages sent to ``user.<id>`` (not stored, no resume)."""
-    async with consumer.listen_to_channel(NOTIFICATION_TYPE, groups=[user_group(user.pk)]) as messages:
+    async with socket.listen_to_channel(NOTIFICATION_TYPE, groups=[user_group(user.pk)]) as messages:
         async for message in messages:
             yield message
 

@@ -19,13 +19,13 @@ from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
 from schema.events.types import EVENT_TYPES
 from schema.limits import batching_config, limit_extensions, scalar_overrides
+from schema.live.shared_events import SharedEventExecutionContext
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
 from schema.node_ids import cache_node_id_attrs
 from schema.operation_log import OperationLog
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
-from schema.shared_events import SharedEventExecutionContext
 
 
 @strawberry.type
@@ -73,7 +73,7 @@ schema = strawberry.Schema(
     extensions=extensions(),
     config=StrawberryConfig(batching_config=batching_config()),
     scalar_overrides=scalar_overrides(),  # Upload accepts files only (schema/limits.py)
-    # Subscription events executed once and shared by identical subscribers (schema/shared_events.py).
+    # Subscription events executed once and shared by identical subscribers (schema/live/shared_events.py).
     execution_context_class=SharedEventExecutionContext
     if getattr(settings, "GRAPHQL_SHARED_EVENT_RESULTS", True)
     else None,

@@ -9,8 +9,6 @@
   too, so the schema cannot be rebuilt from guesses.
 - Every error a client sees carries ``extensions.code``: the errors graphql-core
   raises before execution get Apollo's codes here.
-- WebSocket transport helpers: how many bytes daphne holds for a socket that
-  the peer has not read yet (the consumer cuts off clients that stop reading).
 """
 
 from __future__ import annotations
@@ -127,47 +125,6 @@ def reworded(error: GraphQLError, message: str, extensions: dict[str, Any]) -> G
         original_error=None,
         extensions=extensions,
     )
-
-
-# --- WebSocket transport -------------------------------------------------------------
-
-
-def daphne_protocol(send: Any) -> Any | None:
-    """The autobahn protocol behind an ASGI ``send`` callable under daphne, else None.
-
-    daphne hands each application ``functools.partial(server.handle_reply, protocol)``;
-    the protocol object is the only place where daphne's outgoing buffer is visible.
-    """
-    args = getattr(send, "args", None)
-    if getattr(send, "func", None) is None or not args:
-        return None
-    protocol = args[0]
-    if hasattr(protocol, "transport") and hasattr(protocol, "sendMessage"):
-        return protocol
-    return None
-
-
-def unsent_bytes(protocol: Any) -> int:
-    """Bytes written to the connection that the peer has not taken yet.
-
-    Twisted's transports queue writes in userspace (``_tempDataBuffer`` and the
-    unsent tail of ``dataBuffer``) once the kernel's socket buffer is full;
-    nothing bounds that queue. Under TLS the wrapping protocol keeps its own
-    buffer in front of the TCP transport: both are counted.
-    """
-    total = 0
-    transport = getattr(protocol, "transport", None)
-    seen = 0
-    while transport is not None and seen < 4:
-        seen += 1
-        data_buffer = getattr(transport, "dataBuffer", None)
-        if data_buffer is not None:
-            total += len(data_buffer) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
-        app_buffer = getattr(transport, "_appSendBuffer", None)
-        if app_buffer:
-            total += sum(len(chunk) for chunk in app_buffer)
-        transport = getattr(transport, "transport", None)
-    return total
 
 
 # --- Uploads -------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ class TestSettings:
         assert out.stdout.split() == [
             "django.db.backends.sqlite3",
             "IMMEDIATE",
-            "chat.layers.LinearInMemoryChannelLayer",
+            "schema.live.channels_adapter.LinearInMemoryChannelLayer",
             "django.core.cache.backends.locmem.LocMemCache",
         ]
 
@@ -66,7 +66,7 @@ class TestSettings:
             "django.db.backends.postgresql",
             "0",
             "True",
-            "chat.layers.WaitingRedisChannelLayer",
+            "schema.live.channels_redis_adapter.WaitingRedisChannelLayer",
             "django.core.cache.backends.redis.RedisCache",
         ]
 

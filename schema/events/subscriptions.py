@@ -10,8 +10,8 @@ from strawberry.types import Info
 from chat import realtime
 from schema.context import signed_in_user
 from schema.events.types import MessageAdded, Notification, RoomEvent, build_event, build_notification
-from schema.fast_path import FastPath
 from schema.global_ids import decode_id
+from schema.live.fast_path import FastPath
 
 
 @strawberry.type

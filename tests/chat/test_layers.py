@@ -8,7 +8,8 @@ import os
 import pytest
 from channels.exceptions import ChannelFull
 
-from chat.layers import LinearInMemoryChannelLayer, WaitingRedisChannelLayer
+from schema.live.channels_adapter import LinearInMemoryChannelLayer
+from schema.live.channels_redis_adapter import WaitingRedisChannelLayer
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from chat import events, realtime
+from chat import cursors, events, realtime
 from chat.errors import BadUserInput, NotFound
 from chat.models import Event, Membership, Message
 from chat.services import presence
@@ -28,14 +28,31 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class Socket:
-    """What the engine needs of a Channels consumer: a channel on the layer whose
-    messages go to the listening queues (like Strawberry's consumer dispatch)."""
+    """The engine's port (``realtime.RealtimeSocket``) on a bare channel: groups
+    counted per socket, layer messages put in the listening inboxes."""
 
     def __init__(self):
         self.channel_layer = get_channel_layer()
         self.listen_queues = defaultdict(WeakSet)
-        self._group_lock = asyncio.Lock()
-        self._group_refs = Counter()
+        self.group_refs = Counter()
+
+    async def join_group(self, group):
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.group_refs[group] += 1
+
+    async def leave_group(self, group):
+        self.group_refs[group] -= 1
+        if self.group_refs[group] <= 0:
+            del self.group_refs[group]
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    def listen(self, types, inbox):
+        for type_ in types:
+            self.listen_queues[type_].add(inbox)
+
+    def unlisten(self, types, inbox):
+        for type_ in types:
+            self.listen_queues[type_].discard(inbox)
 
     async def __aenter__(self):
         self.channel_name = await self.channel_layer.new_channel()
@@ -101,17 +118,17 @@ async def settle():
 
 class TestCursors:
     def test_round_trip(self):
-        cursor = realtime.encode_cursor({12: 7, 3: 40})
+        cursor = cursors.encode_cursor({12: 7, 3: 40})
         assert cursor.startswith("r1.")
-        assert realtime.decode_cursor(cursor) == {3: 40, 12: 7}
-        assert realtime.decode_cursor(realtime.encode_cursor({})) == {}
+        assert cursors.decode_cursor(cursor) == {3: 40, 12: 7}
+        assert cursors.decode_cursor(cursors.encode_cursor({})) == {}
 
     @pytest.mark.parametrize(
         "cursor", ["", "r1", "r2.MzoxMA", "r1.!!!", "r1.bm90IGEgY3Vyc29y", "r1.LTE6Mw", "42", "r1.MzotMQ"]
     )
     def test_garbage_is_bad_user_input(self, cursor):
         with pytest.raises(BadUserInput):
-            realtime.decode_cursor(cursor)
+            cursors.decode_cursor(cursor)
 
 
 class TestEngine:
@@ -123,7 +140,7 @@ class TestEngine:
                 await sync_to_async(record)(room.pk, text, alice)
             first, second = await stream.wait_for(2)
             assert (first.seq, second.seq) == (3, 4)
-            assert realtime.decode_cursor(second.cursor) == {room.pk: 4}
+            assert cursors.decode_cursor(second.cursor) == {room.pk: 4}
             await stream.close()
 
     async def test_a_gap_is_filled_from_the_table_and_duplicates_are_dropped(self, room, alice, bob):
@@ -141,7 +158,7 @@ class TestEngine:
             await stream.close()
 
     async def test_resume_from_a_cursor_then_live(self, room, alice, bob):
-        cursor = realtime.encode_cursor({room.pk: 2})
+        cursor = cursors.encode_cursor({room.pk: 2})
         for text in ("x", "y"):
             await sync_to_async(record)(room.pk, text, alice)
         async with Socket() as socket:
@@ -157,7 +174,7 @@ class TestEngine:
         await sync_to_async(room_services.join_room)(carol, room.pk)
         joined_seq = await sync_to_async(lambda: Membership.objects.get(room=room, user=carol).joined_seq)()
         async with Socket() as socket:
-            stream = Stream(socket, carol, after=realtime.encode_cursor({room.pk: 0}))
+            stream = Stream(socket, carol, after=cursors.encode_cursor({room.pk: 0}))
             [first] = await stream.wait_for(1)
             assert first.seq == joined_seq and first.kind == "MemberJoined"
             await settle()
@@ -177,16 +194,16 @@ class TestEngine:
             assert bob_left.message["payload"]["user"]["username"] == "bob"
             await settle()
             assert len(stream.delivered) == 2
-            assert realtime.decode_cursor(bob_left.cursor) == {room.pk: bob_left.seq}
+            assert cursors.decode_cursor(bob_left.cursor) == {room.pk: bob_left.seq}
             await stream.close()
-            assert socket._group_refs == Counter()
+            assert socket.group_refs == Counter()
 
     async def test_a_non_member_is_refused(self, room, carol):
         async with Socket() as socket:
             stream = Stream(socket, carol, room_id=room.pk)
             with pytest.raises(NotFound):
                 await stream.wait_for(1)
-            assert socket._group_refs == Counter()
+            assert socket.group_refs == Counter()
 
     async def test_kinds_filter_what_is_yielded_not_what_is_tracked(self, room, alice, bob):
         async with Socket() as socket:
@@ -301,7 +318,7 @@ class TestCheckerWakes:
     twice in a row."""
 
     def stream(self, user, room_id, position):
-        stream = realtime.RoomStream(consumer=None, user=user, room_id=room_id)
+        stream = realtime.RoomStream(socket=None, user=user, room_id=room_id)
         stream.positions[room_id] = position
         return stream
 

@@ -1,4 +1,4 @@
-"""The subscription fast path (schema/fast_path.py): the same frames as Strawberry's
+"""The subscription fast path (schema/live/fast_path.py): the same frames as Strawberry's
 own path, byte for byte, on both protocols; per-viewer selections stay per viewer;
 order and exactly-once hold when the two paths mix."""
 
@@ -15,8 +15,8 @@ from chat.events import room_group
 from chat.models import Room
 from chat.services import messages as message_services
 from chat.services import rooms as room_services
-from schema import fast_path
 from schema.global_ids import encode_id
+from schema.live import fast_path
 from tests.clients import WSClient, group_size, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,14 +1,14 @@
 """Subscription events are executed once and shared by subscribers who see the
-same thing; viewer-dependent selections stay per viewer (schema/shared_events.py)."""
+same thing; viewer-dependent selections stay per viewer (schema/live/shared_events.py)."""
 
 from __future__ import annotations
 
 import pytest
 from graphql import OperationType
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema import schema
-from schema.shared_events import SharedEventExecutionContext
+from schema.live.shared_events import SharedEventExecutionContext
+from schema.live.strawberry_adapter import StrawberryGraphQLCoreExecutionContext
 from tests.schema.test_subscriptions import SEND_MESSAGE, connect, events_of, rid, until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,12 +1,12 @@
 """The subscription fast path: one frame per event, shared by the subscribers who
 would receive exactly the same one.
 
-Shared execution (schema/shared_events.py) runs the selection once per event,
+Shared execution (schema/live/shared_events.py) runs the selection once per event,
 but every subscriber still walked the whole pipeline for it: its stream's
 queue and task, graphql-core's result mapping, Strawberry's per-result
 extension hooks, and a JSON encoding of the same payload. At 1000 subscribers
 of a room that pipeline, not the execution, was most of the cost of a delivery
-(the fan-out profiles in the README's "Benchmarks", issue 8).
+(the fan-out profiles in the README's "Benchmarks").
 
 So, when a stored event reaches a socket (``GraphQLConsumer.dispatch``), each
 of its ``roomEvents``/``messageAdded`` streams that is idle and whose next event
@@ -29,36 +29,18 @@ import asyncio
 import contextvars
 
 from graphql import ExecutionResult, execute_subscription_event
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import Info
 
 from chat.realtime import Delivery
 from schema.events.types import build_event
-from schema.shared_events import (
+from schema.live import strawberry_adapter
+from schema.live.shared_events import (
     share_key,
     shared_payload,
     store_payload,
     subscription_executor,
     subscription_signature,
 )
-
-
-class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """Strawberry's graphql-transport-ws handler, known to its consumer."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.view._ws_handler = self
-
-
-class LegacyWSHandler(BaseGraphQLWSHandler):
-    """Strawberry's legacy graphql-ws handler, known to its consumer."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.view._ws_handler = self
-
 
 # Executions started by the fast path, by share key, until they finish (their payload JSON).
 _rendering: dict[tuple, asyncio.Future] = {}
@@ -86,33 +68,23 @@ class FastPath:
         """The fast path of the subscription being resolved (call it from its
         resolver), or None when the transport or the operation does not allow one."""
         consumer = getattr(info.context, "ws", None)
-        handler = getattr(consumer, "_ws_handler", None)
+        handler = strawberry_adapter.ws_handler(consumer)
         executor = subscription_executor.get()
         if handler is None or executor is None or not getattr(consumer, "fast_path_enabled", False):
             return None
-        raw = info._raw_info
+        raw = strawberry_adapter.resolve_info(info)
         signature = subscription_signature(raw.operation, raw.fragments, raw.variable_values, info.context.user)
         if signature is None:
             return None
-        task = asyncio.current_task()
-        encode = consumer.encode_json
-        if isinstance(handler, BaseGraphQLTransportWSHandler):
-            for operation in handler.operations.values():
-                if operation.task is task:
-                    prefix = encode({"id": operation.id, "type": "next"})[:-1]
-                    return cls(consumer, handler, operation.id, prefix, signature, executor)
-        elif isinstance(handler, BaseGraphQLWSHandler):
-            for operation_id, operation_task in handler.tasks.items():
-                if operation_task is task:
-                    prefix = encode({"type": "data", "id": operation_id})[:-1]
-                    return cls(consumer, handler, operation_id, prefix, signature, executor)
-        return None
+        operation = strawberry_adapter.operation_of_task(handler, asyncio.current_task())
+        if operation is None:
+            return None
+        operation_id, frame_start = operation
+        prefix = consumer.encode_json(frame_start)[:-1]
+        return cls(consumer, handler, operation_id, prefix, signature, executor)
 
     def _open(self) -> bool:
-        if isinstance(self.handler, BaseGraphQLTransportWSHandler):
-            operation = self.handler.operations.get(self.operation_id)
-            return operation is not None and not operation.completed
-        return self.operation_id in self.handler.tasks
+        return strawberry_adapter.operation_open(self.handler, self.operation_id)
 
     async def __call__(self, delivery: Delivery) -> bool:
         """Send ``delivery``'s frame; False (nothing sent) if the normal path must

@@ -2,7 +2,7 @@
 would see exactly the same result.
 
 Without this, graphql-core executes the subscription's selection set again for
-every subscriber of every event (profiled under bench/, issue 8: the largest
+every subscriber of every event (profiled under bench/: the largest
 part of a delivery once node ids were fixed, see schema/node_ids.py). Here the
 per-event executor looks up a result computed for an *identical* execution:
 
@@ -29,7 +29,8 @@ import json
 from collections import OrderedDict
 
 from graphql import ExecutionResult, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from schema.live.strawberry_adapter import StrawberryGraphQLCoreExecutionContext
 
 # Field names whose values are the same for every subscriber who may see the event
 # (snapshot data: ids, texts, names, times). Unknown names make the result per viewer.
@@ -67,7 +68,7 @@ VIEWER_INDEPENDENT = frozenset(
 RESULTS_MAX = 2048
 _results: OrderedDict[tuple, ExecutionResult | asyncio.Future] = OrderedDict()
 _viewer_independent: dict[tuple, bool] = {}
-_payloads: dict[tuple, str] = {}  # serialized shared results, for the fast path (schema/fast_path.py)
+_payloads: dict[tuple, str] = {}  # serialized shared results, for the fast path (schema/live/fast_path.py)
 
 
 def _fields_viewer_independent(selection_set, fragments, seen: set[str]) -> bool:
@@ -150,7 +151,7 @@ def store_payload(key: tuple, payload: str) -> str:
 
 
 # The executor of the subscription operation being started, for its resolver
-# (schema/fast_path.py executes later events with it).
+# (schema/live/fast_path.py executes later events with it).
 subscription_executor: contextvars.ContextVar = contextvars.ContextVar("subscription_executor", default=None)
 
 

@@ -27,8 +27,8 @@ from chat.events import EVENT_TYPE
 from chat.realtime import LightQueue
 from chat.services import presence
 from schema.context import ChatContext
-from schema.fast_path import LegacyWSHandler, TransportWSHandler
-from schema.limits import daphne_protocol, unsent_bytes
+from schema.live import channels_adapter, daphne_adapter, strawberry_adapter
+from schema.live.twisted_adapter import unsent_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ TRY_AGAIN_LATER_CLOSE_CODE = 1013
 
 class GraphQLConsumer(GraphQLWSConsumer):
     # Strawberry's protocol handlers, registering themselves on the consumer for the
-    # subscription fast path (schema/fast_path.py).
-    graphql_transport_ws_handler_class = TransportWSHandler
-    graphql_ws_handler_class = LegacyWSHandler
+    # subscription fast path (schema/live/fast_path.py).
+    graphql_transport_ws_handler_class = strawberry_adapter.TransportWSHandler
+    graphql_ws_handler_class = strawberry_adapter.LegacyWSHandler
 
     @property
     def fast_path_enabled(self) -> bool:
@@ -117,11 +117,25 @@ class GraphQLConsumer(GraphQLWSConsumer):
             await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
             return
         if message.get("type") == EVENT_TYPE and self.fast_streams:
-            # The subscription fast path first (schema/fast_path.py); the streams it
+            # The subscription fast path first (schema/live/fast_path.py); the streams it
             # served skip the message when Strawberry queues it for them below.
             for stream in list(self.fast_streams):
                 await stream.offer(message)
         await super().dispatch(message)
+
+    # --- the engine's port (chat.realtime.RealtimeSocket) -----------------------------
+
+    async def join_group(self, group: str) -> None:
+        await strawberry_adapter.join_group(self, group)
+
+    async def leave_group(self, group: str) -> None:
+        await strawberry_adapter.leave_group(self, group)
+
+    def listen(self, types, inbox) -> None:
+        strawberry_adapter.listen(self, types, inbox)
+
+    def unlisten(self, types, inbox) -> None:
+        strawberry_adapter.unlisten(self, types, inbox)
 
     # --- presence and disconnect (realtime) ---------------------------------------
 
@@ -142,13 +156,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
             await self._realtime_cleanup()
 
     async def _realtime_cleanup(self) -> None:
-        """Leave every group still joined (a subscription cancelled mid-cleanup
-        must not leave the socket's channel behind) and end this socket's presence."""
-        async with self._group_lock:
-            for group in list(self._group_refs):
-                with contextlib.suppress(Exception):
-                    await self.channel_layer.group_discard(group, self.channel_name)
-            self._group_refs.clear()
+        """Leave every group still joined and end this socket's presence."""
+        await strawberry_adapter.leave_all_groups(self)
         user = getattr(self, "_presence_user", None)
         if user is not None:
             self._presence_user = None
@@ -161,11 +170,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def close(self, code=None, reason=None):
         if code == 1011:
             code = FORBIDDEN_CLOSE_CODE
-        protocol = daphne_protocol(self.base_send)
+        protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
         if protocol is not None and code is not None and code != 1000 and not 3000 <= code <= 4999:
-            # autobahn's sendClose() refuses the 1xxx codes other than 1000 (1009
-            # "message too big" included): send the close frame as autobahn itself does.
-            protocol.sendCloseFrame(code=code, reasonUtf8=(reason or "").encode()[:120], isReply=False)
+            daphne_adapter.send_close_frame(protocol, code, reason or "")
             return
         await super().close(code=code, reason=reason)
 
@@ -190,8 +197,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     @channel_receive.setter
     def channel_receive(self, receive) -> None:
-        # channels assigns the layer's receive in __call__; every message of the
-        # subscriptions' groups arrives through it.
+        # Channels assigns the layer's receive in __call__ (schema/live/channels_adapter.py);
+        # every message of the subscriptions' groups arrives through it.
         async def guarded():
             try:
                 return await receive()
@@ -228,15 +235,13 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
         self.fast_streams: set = set()  # RoomStreams with a fast path (chat/realtime.py)
-        self.message_queue = LightQueue()  # Strawberry's asyncio.Queue, lighter (idle memory)
+        # Strawberry's asyncio.Queue, lighter (idle memory)
+        strawberry_adapter.set_message_queue(self, LightQueue())
 
     async def websocket_connect(self, message) -> None:
-        self._daphne_protocol = daphne_protocol(self.base_send)
+        self._daphne_protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
         if self._daphne_protocol is not None:
-            # autobahn refuses a bigger frame from its header, before reading the payload;
-            # without failByDrop it says why (close 1009) instead of dropping the TCP connection.
-            self._daphne_protocol.maxFramePayloadSize = settings.WS_MAX_MESSAGE_BYTES
-            self._daphne_protocol.failByDrop = False
+            daphne_adapter.limit_incoming_frames(self._daphne_protocol, settings.WS_MAX_MESSAGE_BYTES)
         offered = self.scope.get("subprotocols") or []
         chosen = next((p for p in offered if p in self.protocols), None)
         if chosen == GRAPHQL_WS_PROTOCOL:

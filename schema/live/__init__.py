@@ -1,0 +1,16 @@
+"""Live delivery: everything between a stored event and a subscriber's socket.
+
+- ``consumer``: the WebSocket transport (Strawberry's Channels consumer, both
+  protocols), JWT at ``connection_init``, limits and faults of the socket.
+- ``fast_path``: Strawberry's protocol handlers made known to their consumer, and
+  the fast path that writes one shared frame per event to the idle subscribers.
+- ``shared_events``: subscription events executed once per event and shared by
+  the subscribers who would see the same result.
+- ``*_adapter``: every private attribute of a library the live path needs, one
+  module per library, each guarded by tests/schema/test_live_adapters.py, which
+  fails when an upgrade moves one of them.
+
+The domain side (which events a subscriber receives, in which order, with which
+cursor) is ``chat.realtime``; it reaches the transport only through its
+``RealtimeSocket`` port, which the consumer implements.
+"""

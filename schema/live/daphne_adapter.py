@@ -1,0 +1,38 @@
+"""daphne's WebSocket protocol object (an autobahn ``WebSocketServerProtocol``),
+reached from a consumer.
+
+daphne gives each application ``functools.partial(server.handle_reply, protocol)``
+as its ASGI ``send``; that protocol is the only place where the frame size limit,
+the close frame and the outgoing buffer of a socket can be reached. None of it is
+daphne's public API: guarded by tests/schema/test_live_adapters.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def daphne_protocol(send: Any) -> Any | None:
+    """The autobahn protocol behind an ASGI ``send`` callable under daphne, else None."""
+    args = getattr(send, "args", None)
+    if getattr(send, "func", None) is None or not args:
+        return None
+    protocol = args[0]
+    if hasattr(protocol, "transport") and hasattr(protocol, "sendMessage"):
+        return protocol
+    return None
+
+
+def limit_incoming_frames(protocol: Any, max_bytes: int) -> None:
+    """autobahn refuses a bigger frame from its header, before reading the payload;
+    without ``failByDrop`` it says why (close 1009) instead of dropping the TCP
+    connection."""
+    protocol.maxFramePayloadSize = max_bytes
+    protocol.failByDrop = False
+
+
+def send_close_frame(protocol: Any, code: int, reason: str) -> None:
+    """A close frame with any code: autobahn's ``sendClose()`` refuses the 1xxx
+    codes other than 1000 (1009 "message too big" included), so send it the way
+    autobahn itself does."""
+    protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:120], isReply=False)

@@ -1,0 +1,181 @@
+"""The library internals the live path reaches (schema/live/*_adapter.py) are
+still where the adapters look for them.
+
+Each test names the library and the attribute: when an upgrade moves one, this
+fails here, with that name, instead of delivery silently degrading (a fast path
+that never engages, a slow client never cut off, a group left behind)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import inspect
+
+import pytest
+import strawberry
+from autobahn.twisted.websocket import WebSocketServerProtocol
+from channels.consumer import AsyncConsumer
+from channels.layers import InMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+from graphql import Executor
+from strawberry.channels import GraphQLWSConsumer
+from strawberry.channels.handlers.base import ChannelsConsumer
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import Info
+from twisted.internet.abstract import FileDescriptor
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+
+from schema import schema
+from schema.live import channels_adapter, daphne_adapter, strawberry_adapter, twisted_adapter
+from schema.live.channels_adapter import LinearInMemoryChannelLayer
+from schema.live.channels_redis_adapter import WaitingRedisChannelLayer
+
+
+def assigns(function, *attributes: str) -> None:
+    source = inspect.getsource(function)
+    for attribute in attributes:
+        assert f"self.{attribute}" in source, f"{function.__qualname__} no longer sets/uses self.{attribute}"
+
+
+# --- Strawberry ----------------------------------------------------------------------------
+
+
+class TestStrawberry:
+    def test_consumer_keeps_group_references_queues_and_message_queue(self):
+        consumer = GraphQLWSConsumer(schema=schema)
+        assert isinstance(consumer._group_lock, asyncio.Lock)
+        assert consumer._group_refs == {}
+        assert callable(consumer.listen_queues["any"].add)
+        assert hasattr(consumer, "message_queue")
+        assigns(ChannelsConsumer.listen_to_channel, "_group_refs", "_group_lock", "listen_queues")
+        assigns(ChannelsConsumer.dispatch, "listen_queues")
+
+    async def test_engine_groups_share_listen_to_channels_reference_count(self):
+        layer = InMemoryChannelLayer()
+        consumer = GraphQLWSConsumer(schema=schema)
+        consumer.channel_layer = layer
+        consumer.channel_name = await layer.new_channel()
+        await strawberry_adapter.join_group(consumer, "room.1")
+        async with consumer.listen_to_channel("chat.event", groups=["room.1"]):
+            assert consumer._group_refs["room.1"] == 2
+        # Strawberry's exit dropped its reference only: the engine's keeps the channel in.
+        assert consumer.channel_name in layer.groups["room.1"]
+        await strawberry_adapter.leave_group(consumer, "room.1")
+        assert "room.1" not in layer.groups
+
+    def test_handlers_keep_their_view_operations_and_tasks(self):
+        assigns(BaseGraphQLTransportWSHandler.__init__, "view", "operations")
+        assigns(BaseGraphQLWSHandler.__init__, "view", "tasks")
+        assert {"id", "task", "completed"} <= set(Operation.__slots__)
+
+    def test_operation_lookup_by_task(self):
+        task = object()
+        handler = BaseGraphQLTransportWSHandler.__new__(BaseGraphQLTransportWSHandler)
+        operation = Operation.__new__(Operation)
+        operation.id, operation.task, operation.completed = "7", task, False
+        handler.operations = {"7": operation}
+        assert strawberry_adapter.operation_of_task(handler, task) == ("7", {"id": "7", "type": "next"})
+        assert strawberry_adapter.operation_open(handler, "7")
+        operation.completed = True
+        assert not strawberry_adapter.operation_open(handler, "7")
+        legacy = BaseGraphQLWSHandler.__new__(BaseGraphQLWSHandler)
+        legacy.tasks = {"8": task}
+        assert strawberry_adapter.operation_of_task(legacy, task) == ("8", {"type": "data", "id": "8"})
+        assert strawberry_adapter.operation_open(legacy, "8")
+
+    def test_info_wraps_graphql_core_resolve_info(self):
+        assert "_raw_info" in {f.name for f in dataclasses.fields(Info)}
+
+    def test_execution_context(self):
+        assert issubclass(strawberry_adapter.StrawberryGraphQLCoreExecutionContext, Executor)
+        # graphql-core's per-event executor, used by the fast path for later events
+        assert callable(Executor.build_per_event_executor)
+
+        @strawberry.type
+        class Probe:
+            ok: bool = True
+
+        default = strawberry.Schema(query=Probe).execution_context_class
+        assert default is strawberry_adapter.StrawberryGraphQLCoreExecutionContext
+
+
+# --- Channels ------------------------------------------------------------------------------
+
+
+class TestChannels:
+    def test_call_assigns_channel_receive_and_base_send(self):
+        assigns(AsyncConsumer.__call__, "channel_receive", "base_send")
+        consumer = AsyncConsumer()
+        consumer.base_send = send = object()
+        assert channels_adapter.server_send(consumer) is send
+
+    def test_in_memory_layer_internals(self):
+        layer = InMemoryChannelLayer()
+        assert isinstance(layer.channels, dict) and isinstance(layer.groups, dict)
+        assert callable(layer._clean_expired) and callable(layer.get_capacity)
+        assert issubclass(LinearInMemoryChannelLayer, InMemoryChannelLayer)
+
+    def test_redis_layer_internals(self):
+        layer = RedisChannelLayer(hosts=["redis://127.0.0.1:6379/15"])
+        assert layer.hosts[0]["address"] == "redis://127.0.0.1:6379/15"
+        assert "index" in inspect.signature(RedisChannelLayer.create_pool).parameters
+        assert WaitingRedisChannelLayer(hosts=["redis://127.0.0.1:6379/15"]).create_pool(0).max_connections == 200
+
+
+# --- daphne / autobahn ---------------------------------------------------------------------
+
+
+class TestDaphne:
+    def test_send_is_a_partial_of_handle_reply_over_the_protocol(self):
+        assert "partial(self.handle_reply, protocol)" in inspect.getsource(Server.create_application)
+        protocol = WebSocketProtocol()
+        protocol.transport = None
+        send = functools.partial(Server.__new__(Server).handle_reply, protocol)
+        assert daphne_adapter.daphne_protocol(send) is protocol
+        assert daphne_adapter.daphne_protocol(lambda message: None) is None
+
+    def test_autobahn_frame_limit_and_close_frame(self):
+        assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
+        assert "maxFramePayloadSize" in WebSocketServerProtocol.CONFIG_ATTRS
+        assert "failByDrop" in WebSocketServerProtocol.CONFIG_ATTRS
+        assert list(inspect.signature(WebSocketServerProtocol.sendCloseFrame).parameters)[1:] == [
+            "code",
+            "reasonUtf8",
+            "isReply",
+        ]
+
+
+# --- Twisted -------------------------------------------------------------------------------
+
+
+class TestTwisted:
+    def test_write_buffers(self):
+        descriptor = FileDescriptor.__new__(FileDescriptor)
+        FileDescriptor.__init__(descriptor, reactor=object())
+        assert descriptor.dataBuffer == b"" and descriptor.offset == 0 and descriptor._tempDataLen == 0
+        assigns(TLSMemoryBIOProtocol.makeConnection, "_appSendBuffer")
+
+    @pytest.mark.parametrize("tls", [False, True])
+    def test_unsent_bytes_counts_every_buffer(self, tls):
+        tcp = FileDescriptor.__new__(FileDescriptor)
+        FileDescriptor.__init__(tcp, reactor=object())
+        tcp.dataBuffer, tcp.offset, tcp._tempDataLen = b"x" * 100, 40, 7
+        transport = tcp
+        if tls:
+            transport = TLSMemoryBIOProtocol.__new__(TLSMemoryBIOProtocol)
+            transport._appSendBuffer = [b"abc"]
+            transport.transport = tcp
+
+        class Protocol:
+            pass
+
+        protocol = Protocol()
+        protocol.transport = transport
+        assert twisted_adapter.unsent_bytes(protocol) == 67 + (3 if tls else 0)
