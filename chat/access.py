@@ -125,3 +125,20 @@ def memberships_visible_to(user: User) -> QuerySet[Membership]:
     if not user.is_authenticated:
         return Membership.objects.none()
     return Membership.objects.filter(room__in=rooms_visible_to(user).values("pk"))
+
+
+def access_message_as_member(user: User, message_id) -> tuple[Message, Membership]:
+    """A message of a room the user belongs to, with their membership, for acting on it
+    (reacting, pinning). Staff get no exception: these are members' actions."""
+    message = access_message(user, message_id)
+    membership = membership_of(user, message.room_id)
+    if membership is None:  # removed between the two reads
+        raise NotFound("Message not found.")
+    return message, membership
+
+
+def require_pin_rights(room: Room, membership: Membership) -> None:
+    """Who may pin and unpin: the owner and admins of a group room; either member of a direct chat."""
+    if room.kind == Room.Kind.DIRECT:
+        return
+    require_role(membership, Membership.Role.OWNER, Membership.Role.ADMIN)

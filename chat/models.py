@@ -150,6 +150,16 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A thread is flat: every reply points at the thread's root (a reply to a
+    # reply joins the root's thread). The root keeps its thread's count and
+    # latest reply, updated under the room lock with each reply, so that a
+    # history page shows them without a query per message.
+    reply_count = models.PositiveIntegerField(default=0, editable=False, help_text="Replies not deleted.")
+    last_reply_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    pinned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -159,7 +169,13 @@ class Message(models.Model):
                 name="message_client_id_unique_per_sender",
             )
         ]
-        indexes = [models.Index(fields=["room", "created_at", "id"], name="message_history_idx")]
+        indexes = [
+            models.Index(fields=["room", "created_at", "id"], name="message_history_idx"),
+            models.Index(fields=["reply_to", "created_at", "id"], name="message_thread_idx"),
+            models.Index(
+                fields=["room", "pinned_at", "id"], condition=models.Q(pinned_at__isnull=False), name="message_pins_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"message {self.pk} in {self.room_id}"
@@ -167,6 +183,39 @@ class Message(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message. A user reacts with each emoji at most once."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_one_per_user_and_emoji")
+        ]
+        indexes = [models.Index(fields=["message", "created_at", "id"], name="reaction_message_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class MessageEdit(models.Model):
+    """A message's text as it was until an edit replaced it (deleted with the message's content)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="edits")
+    text = models.TextField()
+    edited_at = models.DateTimeField(help_text="When this text was replaced.")
+
+    class Meta:
+        ordering = ["edited_at", "id"]
+        indexes = [models.Index(fields=["message", "edited_at", "id"], name="message_edit_idx")]
+
+    def __str__(self) -> str:
+        return f"edit of {self.message_id} at {self.edited_at}"
 
 
 def attachment_path(instance: Attachment, filename: str) -> str:
@@ -214,6 +263,10 @@ class Event(models.Model):
         ROOM_UPDATED = "RoomUpdated"
         ROOM_DELETED = "RoomDeleted"
         READ_RECEIPT = "ReadReceipt"
+        REACTION_ADDED = "ReactionAdded"
+        REACTION_REMOVED = "ReactionRemoved"
+        MESSAGE_PINNED = "MessagePinned"
+        MESSAGE_UNPINNED = "MessageUnpinned"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events")
     seq = models.BigIntegerField()

@@ -24,6 +24,8 @@ from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
 from schema.node_ids import cache_node_id_attrs
 from schema.operation_log import OperationLog
+from schema.pins.mutations import PinMutations
+from schema.reactions.mutations import ReactionMutations
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
 
@@ -41,7 +43,18 @@ def _merge(name: str, types: tuple[type, ...]):
 
 
 Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, NodeQueries))
-Mutation = _merge("Mutation", (AccountMutations, RoomMutations, MessageMutations, EventMutations, AttachmentMutations))
+Mutation = _merge(
+    "Mutation",
+    (
+        AccountMutations,
+        RoomMutations,
+        MessageMutations,
+        ReactionMutations,
+        PinMutations,
+        EventMutations,
+        AttachmentMutations,
+    ),
+)
 Subscription = _merge("Subscription", (EventSubscriptions,))
 
 

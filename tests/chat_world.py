@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from strawberry import relay
 
-from chat.models import Attachment, Event, Membership, Message, Room, User
+from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room, User
 from chat.services import messages, rooms
 
 
@@ -76,8 +76,12 @@ def db_state() -> dict:
             Membership.objects.order_by("pk").values_list("room_id", "user_id", "role", "last_read_message_id")
         ),
         "messages": list(
-            Message.objects.order_by("pk").values_list("pk", "text", "edited_at", "deleted_at", "reply_to_id")
+            Message.objects.order_by("pk").values_list(
+                "pk", "text", "edited_at", "deleted_at", "reply_to_id", "reply_count", "pinned_at", "pinned_by_id"
+            )
         ),
+        "reactions": list(Reaction.objects.order_by("pk").values_list("pk", "message_id", "user_id", "emoji")),
+        "edits": list(MessageEdit.objects.order_by("pk").values_list("pk", "message_id", "text")),
         "attachments": list(Attachment.objects.order_by("pk").values_list("pk", "message_id")),
         "events": list(Event.objects.order_by("pk").values_list("pk", "room_id", "seq", "kind")),
     }

@@ -85,7 +85,14 @@ def store_upload(actor: User, uploaded_file) -> Attachment:
 
 
 def send_message_with_files(
-    actor: User, room_id, text: str = "", uploads=(), client_id=None, reply_to_id=None, attachment_ids=()
+    actor: User,
+    room_id,
+    text: str = "",
+    uploads=(),
+    client_id=None,
+    reply_to_id=None,
+    attachment_ids=(),
+    thread_id=None,
 ) -> Message:
     """Store ``uploads`` and send them, with ``attachment_ids`` (earlier uploads), in one
     message through ``send_message`` (so subscribers get it like any other).
@@ -113,6 +120,7 @@ def send_message_with_files(
             text,
             client_id=client_id,
             reply_to_id=reply_to_id,
+            thread_id=thread_id,
             attachment_ids=[*(attachment_ids or ()), *stored],
         )
     except BaseException:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chat import access, events, ratelimit
 from chat.errors import BadUserInput, Forbidden, NotFound
-from chat.models import Attachment, Event, Membership, Message, Room
+from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room
 from chat.services.rooms import notify, parse_id
 
 CLIENT_ID_MAX = Message._meta.get_field("client_id").max_length
@@ -87,8 +87,43 @@ def mentioned_user_ids(room: Room, text: str, sender_id: int) -> list[int]:
     )
 
 
-def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachment_ids=()) -> Message:
+def _thread_root(room: Room, reply_to_id, thread_id) -> int | None:
+    """The id of the thread root a new message replies to, from ``threadId`` or ``replyToId``
+    (both may be given if they name the same thread); ``BadUserInput`` for a message of
+    another room, or one that does not exist."""
+    roots = set()
+    for name, raw in (("threadId", thread_id), ("replyToId", reply_to_id)):
+        if raw is None:
+            continue
+        try:
+            pk = parse_id(raw, "Message")
+        except NotFound:
+            pk = None
+        target = Message.objects.filter(pk=pk, room=room).values("pk", "reply_to_id").first() if pk else None
+        if target is None:
+            raise BadUserInput(
+                "You can only reply to a message of the same room.", fields={name: ["Not in this room."]}
+            )
+        roots.add(target["reply_to_id"] or target["pk"])
+    if len(roots) > 1:
+        raise BadUserInput(
+            "threadId and replyToId name different threads.", fields={"threadId": ["Not the thread of replyToId."]}
+        )
+    return roots.pop() if roots else None
+
+
+def _count_replies(root_id: int) -> None:
+    """Bring a thread root's reply count and latest reply time up to date (under the room lock)."""
+    replies = Message.objects.filter(reply_to_id=root_id, deleted_at__isnull=True)
+    latest = replies.order_by("-created_at", "-pk").values_list("created_at", flat=True).first()
+    Message.objects.filter(pk=root_id).update(reply_count=replies.count(), last_reply_at=latest)
+
+
+def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachment_ids=(), thread_id=None) -> Message:
     """Send a message to a room the actor belongs to.
+
+    ``thread_id`` (or ``reply_to_id``, its older name) makes it a reply in the
+    thread of that message: a reply to a reply joins the root's thread.
 
     Sending again with the same ``client_id`` returns the first message, also
     when the retries race: the check runs again under the room lock, and the
@@ -102,17 +137,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
         return previous
     ids = _attachment_ids(attachment_ids)
     text = _clean_text(text, allow_empty=bool(ids))
-    reply_to = None
-    if reply_to_id is not None:
-        try:
-            reply_pk = parse_id(reply_to_id, "Message")
-        except NotFound:
-            reply_pk = None
-        reply_to = Message.objects.filter(pk=reply_pk, room=room).first() if reply_pk else None
-        if reply_to is None:
-            raise BadUserInput(
-                "You can only reply to a message of the same room.", fields={"replyToId": ["Not in this room."]}
-            )
+    thread_root = _thread_root(room, reply_to_id, thread_id)
     ratelimit.hit(f"send_message:{actor.pk}", *settings.RATE_LIMITS["send_message"])
 
     try:
@@ -133,7 +158,11 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
                     "Attachments must be your own uploads, not yet attached to a message.",
                     fields={"attachmentIds": ["Unknown or already attached."]},
                 )
-            message = Message.objects.create(room=room, sender=actor, text=text, client_id=client_id, reply_to=reply_to)
+            message = Message.objects.create(
+                room=room, sender=actor, text=text, client_id=client_id, reply_to_id=thread_root
+            )
+            if thread_root is not None:
+                _count_replies(thread_root)
             if attachments:
                 Attachment.objects.filter(pk__in=ids).update(message=message)
                 for attachment in attachments:
@@ -166,8 +195,11 @@ def edit_message(actor, message_id, text) -> Message:
         text = _clean_text(text, allow_empty=bool(attachments))
         if text == message.text:
             return message
+        edited_at = timezone.now()
+        # The edit history keeps each replaced text, for as long as the message is not deleted.
+        MessageEdit.objects.create(message=message, text=message.text, edited_at=edited_at)
         message.text = text
-        message.edited_at = timezone.now()
+        message.edited_at = edited_at
         message.save(update_fields=["text", "edited_at"])
         events.record_event(
             room, Event.Kind.MESSAGE_EDITED, {"message": events.message_snapshot(message, attachments)}, actor=actor
@@ -181,6 +213,20 @@ def _delete_files(names: list[str]) -> None:
             default_storage.delete(name)
         except OSError:  # already gone: nothing left to free
             pass
+
+
+def _redact_conversation_events(message: Message, tombstone: dict) -> None:
+    """Reaction and pin events carry a snapshot of their message: replaying them
+    after the deletion shows the tombstone, not the text."""
+    kinds = [
+        Event.Kind.REACTION_ADDED,
+        Event.Kind.REACTION_REMOVED,
+        Event.Kind.MESSAGE_PINNED,
+        Event.Kind.MESSAGE_UNPINNED,
+    ]
+    for event in Event.objects.filter(room_id=message.room_id, kind__in=kinds, payload__message__id=message.pk):
+        event.payload["message"] = tombstone
+        event.save(update_fields=["payload"])
 
 
 def delete_message(actor, message_id) -> Message:
@@ -203,12 +249,17 @@ def delete_message(actor, message_id) -> Message:
         attachments = list(message.attachments.all())
         files = [name for a in attachments for name in (a.file.name, a.thumbnail.name) if name]
         Attachment.objects.filter(message=message).delete()
+        MessageEdit.objects.filter(message=message).delete()  # earlier texts go with the current one
+        Reaction.objects.filter(message=message).delete()
         message.text = ""
         message.deleted_at = timezone.now()
-        message.save(update_fields=["text", "deleted_at"])
-        events.record_event(
-            room, Event.Kind.MESSAGE_DELETED, {"message": events.message_snapshot(message, [])}, actor=actor
-        )
+        message.pinned_at, message.pinned_by = None, None  # a tombstone leaves the pinned list
+        message.save(update_fields=["text", "deleted_at", "pinned_at", "pinned_by"])
+        if message.reply_to_id is not None:
+            _count_replies(message.reply_to_id)
+        tombstone = events.message_snapshot(message, [])
+        _redact_conversation_events(message, tombstone)
+        events.record_event(room, Event.Kind.MESSAGE_DELETED, {"message": tombstone}, actor=actor)
         transaction.on_commit(partial(_delete_files, files))
     return message
 

@@ -361,6 +361,32 @@ class ReadReceipt(RoomEvent):
     message_id: strawberry.ID = strawberry.field(description="The global ID of the last message they read.")
 
 
+@strawberry.type(description="Someone reacted to a message (`addReaction`).")
+class ReactionAdded(RoomEvent):
+    message: LazyMessage = strawberry.field(description="The message (its `reactions` are the current ones).")
+    emoji: str = strawberry.field(description="The emoji added.")
+    user: UserType = strawberry.field(description="Who reacted.")
+
+
+@strawberry.type(description="Someone took back a reaction (`removeReaction`).")
+class ReactionRemoved(RoomEvent):
+    message: LazyMessage = strawberry.field(description="The message (its `reactions` are the current ones).")
+    emoji: str = strawberry.field(description="The emoji removed.")
+    user: UserType = strawberry.field(description="Whose reaction it was.")
+
+
+@strawberry.type(description="A message was pinned (`pinMessage`); it is now in the room's `pinnedMessages`.")
+class MessagePinned(RoomEvent):
+    message: LazyMessage
+    by: UserType | None = strawberry.field(description="Who pinned it; null if that account is gone.")
+
+
+@strawberry.type(description="A message was unpinned (`unpinMessage`).")
+class MessageUnpinned(RoomEvent):
+    message: LazyMessage
+    by: UserType | None = strawberry.field(description="Who unpinned it; null if that account is gone.")
+
+
 @strawberry.type(description="Another member started or stopped typing (ephemeral: not replayed).")
 class TypingChanged(RoomEvent):
     user: UserType
@@ -425,6 +451,12 @@ async def _build_event(delivery: Delivery) -> RoomEvent:
         return RoomDeleted(**common)
     if kind == "ReadReceipt":
         return ReadReceipt(user=objects["user"], message_id=encode_id("Message", payload["message_id"]), **common)
+    if kind in ("ReactionAdded", "ReactionRemoved"):
+        cls = ReactionAdded if kind == "ReactionAdded" else ReactionRemoved
+        return cls(message=objects["message"], emoji=payload["emoji"], user=objects["user"], **common)
+    if kind in ("MessagePinned", "MessageUnpinned"):
+        cls = MessagePinned if kind == "MessagePinned" else MessageUnpinned
+        return cls(message=objects["message"], by=objects.get("by"), **common)
     if kind == "TypingChanged":
         return TypingChanged(user=objects["user"], typing=payload["typing"], **common)
     if kind == "PresenceChanged":
@@ -479,6 +511,10 @@ EVENT_TYPES = [
     RoomUpdated,
     RoomDeleted,
     ReadReceipt,
+    ReactionAdded,
+    ReactionRemoved,
+    MessagePinned,
+    MessageUnpinned,
     TypingChanged,
     PresenceChanged,
 ]

@@ -28,8 +28,16 @@ class SendMessageInput:
             "message instead of storing a second one. Use a fresh UUID per message and reuse it on retries."
         ),
     )
+    thread_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "Reply in the thread of this message (of the same room): the reply's `replyTo` is the thread's root, "
+            "also when `threadId` names a reply (a reply to a reply joins the root's thread)."
+        ),
+    )
     reply_to_id: strawberry.ID | None = strawberry.field(
-        default=None, description="A message of the same room this one replies to."
+        default=None,
+        description="The older name of `threadId` (same meaning); if both are given they must name the same thread.",
     )
     attachment_ids: list[strawberry.ID] = strawberry.field(
         default_factory=list,
@@ -54,7 +62,8 @@ class MessageMutations:
     @strawberry_django.mutation(
         description=(
             "Send a message to a room you are a member of. Errors: NOT_FOUND (room), BAD_USER_INPUT (text, "
-            "replyToId, attachmentIds, clientId reused in another room, a corrupt image in `files`), RATE_LIMITED; "
+            "threadId, replyToId, attachmentIds, clientId reused in another room, a corrupt image in `files`), "
+            "RATE_LIMITED; "
             "for `files` also PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE."
         )
     )
@@ -63,6 +72,7 @@ class MessageMutations:
         arguments = {
             "client_id": input.client_id,
             "reply_to_id": decode_id(input.reply_to_id, "Message", "replyToId") if input.reply_to_id else None,
+            "thread_id": decode_id(input.thread_id, "Message", "threadId") if input.thread_id else None,
             "attachment_ids": [decode_id(a, "Attachment", "attachmentIds") for a in input.attachment_ids],
         }
         if input.files:

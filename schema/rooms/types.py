@@ -17,6 +17,7 @@ from chat import access
 from chat.errors import BadUserInput
 from chat.models import Membership, Message, Room
 from schema.accounts.types import UserType
+from schema.connections import PageConnection
 from schema.context import viewer
 
 if TYPE_CHECKING:
@@ -182,6 +183,20 @@ class RoomType(relay.Node):
         if page is None:
             page = list(access.messages_visible_to(viewer(info)).filter(room=root).order_by("-created_at", "-pk")[:1])
         return page[0] if page else None
+
+    @strawberry_django.connection(
+        PageConnection[Annotated["MessageType", strawberry.lazy("schema.messages.types")]],
+        description=(
+            "Pinned messages, most recently pinned first (at most 50 per room; see `pinMessage`). "
+            "Empty if you are not a member."
+        ),
+    )
+    def pinned_messages(self, root: Room, info: Info) -> QuerySet[Message]:
+        return (
+            access.messages_visible_to(viewer(info))
+            .filter(room_id=root.pk, pinned_at__isnull=False)
+            .order_by("-pinned_at", "-pk")
+        )
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Room], info: Info, **kwargs) -> QuerySet[Room]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from chat.models import Room
+from chat.services import messages, pins, reactions
 from tests.chat_world import World, db_state, gid
 
 ROLES = ["anonymous", "outsider", "member", "admin", "owner", "staff"]
@@ -47,10 +48,11 @@ ALL_SIGNED_IN_OK = {role: None for role in ROLES if role != "anonymous"}
 MEMBERS_OK = {"member": None, "admin": None, "owner": None}
 
 
-def case(name, query, variables, outcomes, answer=None, changes=True):
+def case(name, query, variables, outcomes, answer=None, changes=True, setup=None):
     """One row of the matrix: ``outcomes`` maps a role to its error code (None: allowed);
-    anonymous is always UNAUTHENTICATED. ``answer(world, role)`` is the expected data."""
-    return pytest.param(query, variables, {"anonymous": "UNAUTHENTICATED", **outcomes}, answer, changes, id=name)
+    anonymous is always UNAUTHENTICATED. ``answer(world, role)`` is the expected data.
+    ``setup(world)`` adds what the row needs to the world before the operation."""
+    return pytest.param(query, variables, {"anonymous": "UNAUTHENTICATED", **outcomes}, answer, changes, setup, id=name)
 
 
 def lobby_members(**roles):
@@ -309,10 +311,161 @@ CASES = [
 ]
 
 
+# --- reactions, threads, pins, edit history
+
+ADD_REACTION = (
+    "mutation AddReaction($messageId: ID!, $emoji: String!) "
+    "{ addReaction(messageId: $messageId, emoji: $emoji) { reactions { emoji count reactedByMe } } }"
+)
+REMOVE_REACTION = (
+    "mutation RemoveReaction($messageId: ID!, $emoji: String!) "
+    "{ removeReaction(messageId: $messageId, emoji: $emoji) { reactions { emoji count reactedByMe } } }"
+)
+PIN_MESSAGE = "mutation PinMessage($id: ID!) { pinMessage(id: $id) { text pinnedBy { username } } }"
+UNPIN_MESSAGE = "mutation UnpinMessage($id: ID!) { unpinMessage(id: $id) { text pinnedAt } }"
+PINNED_MESSAGES = "query Pinned($id: ID!) { room(id: $id) { pinnedMessages(first: 5) { edges { node { text pinnedBy { username } } } } } }"
+THREADED_HISTORY = (
+    "query Threaded($roomId: ID!) { messages(roomId: $roomId, first: 10) { edges { node { text replyCount "
+    "reactions { emoji count } edits { text } replies(first: 5) { edges { node { text } } } } } } }"
+)
+REPLY = "mutation Reply($input: SendMessageInput!) { sendMessage(input: $input) { text replyTo { text replyCount } } }"
+PIN_RIGHTS = {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", "member": "FORBIDDEN", "admin": None, "owner": None}
+MESSAGE_MEMBERS_OK = {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK}
+
+
+def react_as_owner(w: World) -> None:
+    reactions.add_reaction(w.owner, w.message.pk, "🎉")
+
+
+def pin_as_owner(w: World) -> None:
+    pins.pin_message(w.owner, w.owner_message.pk)
+
+
+def converse(w: World) -> None:
+    """A reaction, an edit and a reply on the member's lobby message."""
+    reactions.add_reaction(w.owner, w.message.pk, "🎉")
+    messages.edit_message(w.member, w.message.pk, "hello lobby!")
+    messages.send_message(w.admin, w.public.pk, "re", thread_id=w.message.pk)
+
+
+CASES += [
+    case(
+        "addReaction",
+        ADD_REACTION,
+        lambda w: {"messageId": gid("Message", w.message.pk), "emoji": "👍"},
+        MESSAGE_MEMBERS_OK,
+        lambda w, role: {"addReaction": {"reactions": [{"emoji": "👍", "count": 1, "reactedByMe": True}]}},
+    ),
+    case(
+        "addReaction private",
+        ADD_REACTION,
+        lambda w: {"messageId": gid("Message", w.private_message.pk), "emoji": "👍"},
+        MESSAGE_MEMBERS_OK,
+        lambda w, role: {"addReaction": {"reactions": [{"emoji": "👍", "count": 1, "reactedByMe": True}]}},
+    ),
+    case(
+        "removeReaction",
+        REMOVE_REACTION,
+        lambda w: {"messageId": gid("Message", w.message.pk), "emoji": "🎉"},
+        MESSAGE_MEMBERS_OK,
+        lambda w, role: {
+            "removeReaction": {
+                "reactions": [] if role == "owner" else [{"emoji": "🎉", "count": 1, "reactedByMe": False}]
+            }
+        },
+        setup=react_as_owner,
+    ),
+    case(
+        "pinMessage",
+        PIN_MESSAGE,
+        lambda w: {"id": gid("Message", w.message.pk)},
+        PIN_RIGHTS,
+        lambda w, role: {"pinMessage": {"text": "hello lobby", "pinnedBy": {"username": w.user(role).username}}},
+    ),
+    case(
+        "pinMessage private",
+        PIN_MESSAGE,
+        lambda w: {"id": gid("Message", w.private_message.pk)},
+        PIN_RIGHTS,
+        lambda w, role: {"pinMessage": {"text": "psst", "pinnedBy": {"username": w.user(role).username}}},
+    ),
+    case(
+        "unpinMessage",
+        UNPIN_MESSAGE,
+        lambda w: {"id": gid("Message", w.owner_message.pk)},
+        PIN_RIGHTS,
+        lambda w, role: {"unpinMessage": {"text": "welcome", "pinnedAt": None}},
+        setup=pin_as_owner,
+    ),
+    case(
+        "pinnedMessages",
+        PINNED_MESSAGES,
+        lambda w: {"id": gid("Room", w.public.pk)},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {
+            "room": {
+                "pinnedMessages": {
+                    "edges": [{"node": {"text": "welcome", "pinnedBy": {"username": "olga"}}}]
+                    if role in MEMBERS_OK
+                    else []
+                }
+            }
+        },
+        changes=False,
+        setup=pin_as_owner,
+    ),
+    case(
+        "messages with reactions, edits and replies",
+        THREADED_HISTORY,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {
+            "messages": {
+                "edges": [
+                    {
+                        "node": {
+                            "text": text,
+                            "replyCount": count,
+                            "reactions": reacted,
+                            "edits": edits,
+                            "replies": {"edges": replies},
+                        }
+                    }
+                    for text, count, reacted, edits, replies in [
+                        ("re", 0, [], [], []),
+                        ("welcome", 0, [], [], []),
+                        (
+                            "hello lobby!",
+                            1,
+                            [{"emoji": "🎉", "count": 1}],
+                            [{"text": "hello lobby"}],
+                            [{"node": {"text": "re"}}],
+                        ),
+                    ]
+                ]
+            }
+        },
+        changes=False,
+        setup=converse,
+    ),
+    case(
+        "sendMessage in a thread",
+        REPLY,
+        lambda w: {
+            "input": {"roomId": gid("Room", w.public.pk), "text": "re", "threadId": gid("Message", w.message.pk)}
+        },
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"sendMessage": {"text": "re", "replyTo": {"text": "hello lobby", "replyCount": 1}}},
+    ),
+]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize(("query", "variables", "outcomes", "answer", "changes"), CASES)
-def test_access_matrix(gql, world: World, role, query, variables, outcomes, answer, changes):
+@pytest.mark.parametrize(("query", "variables", "outcomes", "answer", "changes", "setup"), CASES)
+def test_access_matrix(gql, world: World, role, query, variables, outcomes, answer, changes, setup):
+    if setup is not None:
+        setup(world)
     before = db_state()
     body = gql(query, variables(world), user=world.user(role))
     expected_code = outcomes[role]

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from chat.models import Attachment, Membership
-from chat.services import messages, rooms
+from chat.services import messages, pins, reactions, rooms
 from tests.chat_world import fast_user, gid
 
 pytestmark = pytest.mark.django_db
@@ -41,8 +41,11 @@ query History($roomId: ID!, $first: Int) {
       node {
         id text clientId createdAt editedAt isDeleted
         sender { id username displayName }
-        replyTo { id text sender { id username } }
+        replyTo { id text sender { id username } replyCount }
         attachments { id name contentType size width height }
+        replyCount lastReplyAt pinnedAt pinnedBy { id username }
+        reactions { emoji count reactedByMe users(first: 3) { id username } }
+        edits { text editedAt }
       }
     }
   }
@@ -54,14 +57,21 @@ USERS = "query Users($first: Int) { users(first: $first) { edges { node { id use
 # Caller, rooms page, memberships page, members' users, last messages, their senders,
 # creators, total count.
 ROOM_LIST_QUERIES = 8
-# Caller, room access, membership, messages page, senders, reply targets, their senders, attachments.
-HISTORY_QUERIES = 8
+# Caller, room access, membership, messages page, senders, reply targets, their senders, attachments,
+# pinners, reactions with their users, edits (reply counts are columns of the page).
+HISTORY_QUERIES = 11
 USERS_QUERIES = 2
 
 
 @pytest.fixture(autouse=True)
 def _no_rate_limits(settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "send_message": (1000, 10), "create_room": (1000, 60)}
+    settings.RATE_LIMITS = {
+        **settings.RATE_LIMITS,
+        "send_message": (1000, 10),
+        "create_room": (1000, 60),
+        "react": (1000, 60),
+        "pin": (1000, 60),
+    }
 
 
 def build_rooms(n: int):
@@ -107,6 +117,13 @@ def build_history(n: int):
             reply_to_id=previous.pk if previous and i % 3 == 0 else None,
             attachment_ids=[attachment.pk] if i % 2 == 0 else (),
         )
+        for j, reactor in enumerate([me, *others][: i % 4]):
+            reactions.add_reaction(reactor, previous.pk, "👍" if j % 2 else "🎉")
+        if i % 5 == 0:
+            messages.edit_message(sender, previous.pk, f"message {i}.")
+            messages.edit_message(sender, previous.pk, f"message {i}")
+        if i % 7 == 0:
+            pins.pin_message(me, previous.pk)
     return me, room
 
 
@@ -120,6 +137,10 @@ def test_history_page_with_senders_replies_and_attachments(gql, django_assert_nu
     assert edges[0]["node"]["text"] == f"message {rows - 1}"
     assert sum(len(e["node"]["attachments"]) for e in edges) == (rows + 1) // 2
     assert sum(1 for e in edges if e["node"]["replyTo"]) == len([i for i in range(1, rows) if i % 3 == 0])
+    assert sum(g["count"] for e in edges for g in e["node"]["reactions"]) == sum(i % 4 for i in range(rows))
+    assert sum(len(e["node"]["edits"]) for e in edges) == 2 * len(range(0, rows, 5))
+    assert sum(1 for e in edges if e["node"]["pinnedBy"]) == len(range(0, rows, 7))
+    assert sum(e["node"]["replyCount"] for e in edges) == len([i for i in range(1, rows) if i % 3 == 0])
 
 
 @pytest.mark.parametrize("rows", [5, 50])
