@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from chat.management.commands.seed_demo import DEMO_PASSWORD
-from chat.models import Event, Membership, Message, Room, User
+from chat.models import Event, Membership, Message, MessageEdit, Reaction, Room, User
 
 
 def seed() -> str:
@@ -17,20 +17,22 @@ def seed() -> str:
     return out.getvalue()
 
 
-def counts() -> tuple[int, int, int, int, int]:
+def counts() -> tuple[int, ...]:
     return (
         User.objects.count(),
         Room.objects.count(),
         Membership.objects.count(),
         Message.objects.count(),
         Event.objects.count(),
+        Reaction.objects.count(),
+        MessageEdit.objects.count(),
     )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_seed_demo_creates_users_rooms_and_history_once():
     output = seed()
-    assert "3 users, 3 rooms, 68 messages created" in output
+    assert "3 users, 3 rooms, 71 messages created" in output
     assert f"password '{DEMO_PASSWORD}'" in output
 
     for username in ("alice", "bob", "carol"):
@@ -39,14 +41,23 @@ def test_seed_demo_creates_users_rooms_and_history_once():
     assert Room.objects.filter(kind="direct").count() == 1
     general = Room.objects.get(name="general")
     assert sorted(general.members.values_list("username", flat=True)) == ["alice", "bob", "carol"]
-    assert Message.objects.filter(room=general).count() == 60
+    assert Message.objects.filter(room=general).count() == 63
     assert Room.objects.get(name="design").is_private is True
     assert sorted(Room.objects.get(name="design").members.values_list("username", flat=True)) == ["alice", "carol"]
     # The services wrote the event log: every message has its MessageAdded event.
-    assert Event.objects.filter(kind=Event.Kind.MESSAGE_ADDED).count() == 68
+    assert Event.objects.filter(kind=Event.Kind.MESSAGE_ADDED).count() == 71
     assert Event.objects.filter(kind=Event.Kind.MEMBER_JOINED).exists()
     # Read positions are set, a few messages short of the end for some members.
     assert Membership.objects.filter(last_read_message__isnull=False).count() == Membership.objects.count()
+
+    # Some reactions, a thread, a pin and an edited message for the web chat to show.
+    assert Reaction.objects.count() == 5
+    lunch = Message.objects.filter(room=general, text="Who is up for lunch at noon?").order_by("-pk").first()
+    assert lunch.reply_count == 3
+    assert list(general.messages.filter(pinned_at__isnull=False).values_list("text", flat=True)) == [
+        "And if you lose the connection, pass the last cursor as `after` and nothing is lost."
+    ]
+    assert MessageEdit.objects.get().text == "I will be here all week."
 
     before = counts()
     assert "0 users, 0 rooms, 0 messages created" in seed()

@@ -15,6 +15,8 @@ from django.test.utils import override_settings
 
 from chat.models import Membership, Message, Room, User
 from chat.services import messages as message_service
+from chat.services import pins as pin_service
+from chat.services import reactions as reaction_service
 from chat.services import rooms as room_service
 
 DEMO_PASSWORD = "demo-chat-2026"
@@ -65,6 +67,26 @@ DIRECT_LINES = [
 # Enough history in #general for the web chat's infinite scroll to have pages.
 GENERAL_ROUNDS = 6
 
+# Conversation features on #general's last round: (index in GENERAL_LINES, username, emoji).
+REACTIONS = [
+    (3, "bob", "🚀"),
+    (3, "carol", "🚀"),
+    (4, "alice", "👍"),
+    (4, "carol", "💯"),
+    (7, "alice", "😄"),
+]
+# Replies in the thread of "Who is up for lunch at noon?".
+THREAD_ROOT = 6
+THREAD_LINES = [
+    ("bob", "Pizza or noodles?"),
+    ("carol", "Noodles, please."),
+    ("alice", "Noodles it is. Table for three."),
+]
+# Pinned by #general's owner: the tip about resuming.
+PINNED = 4
+# An edited message, so that its history shows in the web chat.
+EDITED = ("random", 2, "I will be here all week. Try the fish.")
+
 
 class Command(BaseCommand):
     help = (
@@ -75,7 +97,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         # Seeding sends many messages at once: the per-user rate limits, which
         # protect the live server from clients, do not apply to this command.
-        limits = {**settings.RATE_LIMITS, "send_message": (10**9, 1), "create_room": (10**9, 1)}
+        limits = {
+            **settings.RATE_LIMITS,
+            **{name: (10**9, 1) for name in ("send_message", "create_room", "react", "pin")},
+        }
         with override_settings(RATE_LIMITS=limits):
             created = self.seed()
         self.stdout.write(
@@ -123,6 +148,7 @@ class Command(BaseCommand):
         rooms["direct"] = room_service.start_direct_chat(users["alice"], users["bob"].pk)
 
         general = [line for _ in range(GENERAL_ROUNDS) for line in GENERAL_LINES]
+        sent_by_room = {}
         for room_name, lines in (
             ("general", general),
             ("random", RANDOM_LINES),
@@ -136,6 +162,7 @@ class Command(BaseCommand):
                 message = message_service.send_message(users[sender], rooms[room_name].pk, text, client_id=client_id)
                 created["messages"] += 0 if existed else 1
                 sent.append(message)
+            sent_by_room[room_name] = sent
             # Everyone has read their room up to a few messages from the end,
             # so the room list shows some unread counts.
             with transaction.atomic():
@@ -143,4 +170,26 @@ class Command(BaseCommand):
             for membership in members:
                 position = sent[max(0, len(sent) - 1 - (membership.user.pk % 3))]
                 message_service.mark_read(membership.user, rooms[room_name].pk, position.pk)
+        created["messages"] += self.seed_conversations(users, rooms, sent_by_room)
+        return created
+
+    def seed_conversations(self, users: dict, rooms: dict, sent_by_room: dict) -> int:
+        """Reactions, a thread, a pin and an edit, all idempotent (reactions and pins by
+        their nature, replies by client id, the edit by its text). Returns how many
+        replies were created."""
+        last_round = sent_by_room["general"][-len(GENERAL_LINES) :]
+        for index, username, emoji in REACTIONS:
+            reaction_service.add_reaction(users[username], last_round[index].pk, emoji)
+        created = 0
+        root = last_round[THREAD_ROOT]
+        for index, (sender, text) in enumerate(THREAD_LINES):
+            client_id = f"seed-demo:thread:{index}"
+            created += 0 if Message.objects.filter(sender=users[sender], client_id=client_id).exists() else 1
+            message_service.send_message(
+                users[sender], rooms["general"].pk, text, client_id=client_id, thread_id=root.pk
+            )
+        pin_service.pin_message(rooms["general"].created_by, last_round[PINNED].pk)
+        room_name, index, text = EDITED
+        message = sent_by_room[room_name][index]
+        message_service.edit_message(message.sender, message.pk, text)
         return created

@@ -11,11 +11,17 @@ const TYPING_IDLE_MS = 4000; // then "stopped" after this much quiet
 const TYPING_SHOWN_MS = 6000; // a remote "typing" without a "stopped" fades after this
 
 const USER_FIELDS = 'id username displayName';
+// Reactions, threads, pins and edit history of a message (see "Conversations" below).
+const CONVERSATION_FIELDS = `
+  replyTo { id replyCount lastReplyAt } replyCount lastReplyAt pinnedAt pinnedBy { ${USER_FIELDS} }
+  reactions { emoji count reactedByMe users(first: 10) { ${USER_FIELDS} } }
+  edits { text editedAt }`;
 const MESSAGE_FIELDS = `
   id text clientId createdAt editedAt isDeleted
   sender { ${USER_FIELDS} }
   room { id }
-  attachments { id name contentType width height downloadUrl thumbnailUrl }`;
+  attachments { id name contentType width height downloadUrl thumbnailUrl }
+  ${CONVERSATION_FIELDS}`;
 const ROOM_FIELDS = 'id name topic kind isPrivate memberCount unreadCount myRole';
 
 const Q = {
@@ -41,6 +47,16 @@ const Q = {
   markRead: `mutation MarkRead($roomId: ID!, $messageId: ID!) {
     markRead(roomId: $roomId, messageId: $messageId) { id unreadCount } }`,
   typing: `mutation Typing($roomId: ID!, $typing: Boolean!) { setTyping(roomId: $roomId, typing: $typing) }`,
+  addReaction: `mutation AddReaction($messageId: ID!, $emoji: String!) {
+    addReaction(messageId: $messageId, emoji: $emoji) { ${MESSAGE_FIELDS} } }`,
+  removeReaction: `mutation RemoveReaction($messageId: ID!, $emoji: String!) {
+    removeReaction(messageId: $messageId, emoji: $emoji) { ${MESSAGE_FIELDS} } }`,
+  pin: `mutation Pin($id: ID!) { pinMessage(id: $id) { ${MESSAGE_FIELDS} } }`,
+  unpin: `mutation Unpin($id: ID!) { unpinMessage(id: $id) { ${MESSAGE_FIELDS} } }`,
+  pinned: `query Pinned($id: ID!) { room(id: $id) { id pinnedMessages(first: 50) {
+    edges { node { ${MESSAGE_FIELDS} } } } } }`,
+  thread: `query Thread($id: ID!, $after: String) { node(id: $id) { ... on Message { ${MESSAGE_FIELDS}
+    replies(first: 100, after: $after) { pageInfo { hasNextPage endCursor } edges { node { ${MESSAGE_FIELDS} } } } } } }`,
   events: `subscription Events($after: String) {
     roomEvents(after: $after) {
       __typename cursor
@@ -50,6 +66,10 @@ const Q = {
       ... on MessageDeleted { message { ${MESSAGE_FIELDS} } }
       ... on MemberJoined { user { ${USER_FIELDS} } }
       ... on MemberLeft { user { ${USER_FIELDS} } }
+      ... on ReactionAdded { message { ${MESSAGE_FIELDS} } }
+      ... on ReactionRemoved { message { ${MESSAGE_FIELDS} } }
+      ... on MessagePinned { message { ${MESSAGE_FIELDS} } by { ${USER_FIELDS} } }
+      ... on MessageUnpinned { message { ${MESSAGE_FIELDS} } by { ${USER_FIELDS} } }
       ... on TypingChanged { user { ${USER_FIELDS} } typing }
       ... on PresenceChanged { user { ${USER_FIELDS} } online }
     } }`,
@@ -373,6 +393,7 @@ $('new-room').addEventListener('submit', async (event) => {
 });
 
 async function openRoom(roomId) {
+  closeConversationPanels();
   state.current = roomId;
   state.messages = new Map();
   state.older = { cursor: null, more: true, loading: false };
@@ -393,6 +414,7 @@ async function openRoom(roomId) {
   if (state.current !== roomId) return;
   state.members = new Map(details.room.members.map((m) => [m.user.id, { user: m.user, role: m.role, online: m.user.isOnline }]));
   renderMembers();
+  loadPinned(roomId);
   markReadSoon();
   $('text').focus();
 }
@@ -460,6 +482,7 @@ function atobId(id) {
 
 /** Adds or replaces a message of the open room, in time order. */
 function upsertMessage(message, stickToBottom = true) {
+  conversationUpdated(message);
   const box = $('messages');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
   state.messages.set(message.id, message);
@@ -485,7 +508,7 @@ function renderMessage(message) {
   const meta = el('div', { class: 'meta' },
     el('span', { class: 'sender', text: nameOf(message.sender) }),
     el('span', { class: 'time', text: time, title: message.createdAt }),
-    message.editedAt && !message.isDeleted ? el('span', { class: 'edited', text: '(edited)' }) : null);
+    message.editedAt && !message.isDeleted ? editedMarker(message) : null);
   if (mine && !message.isDeleted) {
     meta.append(el('span', { class: 'actions' },
       el('button', { text: 'Edit', title: 'Edit', onclick: () => startEdit(message.id) }),
@@ -502,6 +525,8 @@ function renderMessage(message) {
       return link;
     })));
   }
+  if (!message.isDeleted) meta.append(conversationActions(message));
+  body.append(conversationBar(message));
   const avatar = el('span', { class: 'avatar', text: nameOf(message.sender).slice(0, 1).toUpperCase() });
   avatar.style.background = `hsl(${hue(message.sender?.username ?? '')} 55% 48%)`;
   item.append(avatar, body);
@@ -675,6 +700,12 @@ function onEvent(event) {
     case 'MessageDeleted':
       if (inView) upsertMessage(event.message, false);
       break;
+    case 'ReactionAdded':
+    case 'ReactionRemoved':
+    case 'MessagePinned':
+    case 'MessageUnpinned':
+      if (inView) conversationEvent(event);
+      break;
     case 'TypingChanged':
       if (inView && event.user.id !== state.me.id) typingChanged(event.user, event.typing);
       break;
@@ -720,6 +751,262 @@ function onEvent(event) {
       break;
   }
 }
+
+// --- Conversations: reactions, threads, pins, edit history -----------------------------
+
+const PICKER_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀', '🚀', '✅'];
+
+const conversation = {
+  thread: null, // id of the root whose thread panel is open
+  replies: new Map(), // id -> reply, of the open thread
+  pinned: [], // the open room's pinned messages, newest pin first
+};
+
+function showError(error) {
+  $('room-error').textContent = error.message;
+}
+
+/** May the signed-in user pin in the open room: owners and admins, anyone in a direct chat. */
+function canPin() {
+  const room = state.rooms.get(state.current);
+  return room?.kind === 'DIRECT' || room?.myRole === 'OWNER' || room?.myRole === 'ADMIN';
+}
+
+/** "(edited)", with the earlier versions of the text shown on hover. */
+function editedMarker(message) {
+  const marker = el('span', { class: 'edited', tabindex: '0', text: '(edited)' });
+  const edits = message.edits ?? [];
+  if (edits.length) {
+    marker.append(el('div', { class: 'edit-history', role: 'tooltip' },
+      el('div', { class: 'edit-history-title', text: 'Earlier versions' }),
+      ...edits.map((edit) => el('div', { class: 'edit-version' },
+        el('span', { class: 'time', text: new Date(edit.editedAt).toLocaleString() }),
+        el('span', { text: edit.text })))));
+  }
+  return marker;
+}
+
+/** The hover actions everyone gets: react, reply in thread, pin. */
+function conversationActions(message) {
+  const actions = el('span', { class: 'conversation-actions' },
+    el('button', { text: '☺+', title: 'Add reaction', class: 'react-button', onclick: (e) => openPicker(e, message.id) }));
+  if (!message.replyTo) {
+    actions.append(el('button', { text: 'Reply', title: 'Reply in thread', onclick: () => openThread(message.id) }));
+  }
+  if (canPin()) {
+    const pinned = Boolean(message.pinnedAt);
+    actions.append(el('button', {
+      text: pinned ? 'Unpin' : 'Pin',
+      title: pinned ? 'Unpin' : 'Pin to the room',
+      onclick: () => togglePin(message),
+    }));
+  }
+  return actions;
+}
+
+/** Below the text: the reaction bar, the thread summary, the pin marker. */
+function conversationBar(message) {
+  const bar = el('div', { class: 'conversation-bar' });
+  if (message.isDeleted) return bar;
+  const reactions = message.reactions ?? [];
+  if (reactions.length) {
+    bar.append(el('span', { class: 'reaction-bar' }, ...reactions.map((group) => el('button', {
+      class: `reaction${group.reactedByMe ? ' mine' : ''}`,
+      title: group.users.map(nameOf).join(', ') + (group.count > group.users.length ? '…' : ''),
+      'aria-pressed': String(group.reactedByMe),
+      dataset: { emoji: group.emoji },
+      onclick: () => toggleReaction(message.id, group.emoji, group.reactedByMe),
+    }, el('span', { text: group.emoji }), el('span', { class: 'count', text: String(group.count) })))));
+  }
+  if (message.replyCount > 0) {
+    bar.append(el('button', {
+      class: 'thread-link link',
+      text: `${message.replyCount} ${message.replyCount === 1 ? 'reply' : 'replies'}`,
+      title: `Last reply ${new Date(message.lastReplyAt).toLocaleString()}`,
+      onclick: () => openThread(message.id),
+    }));
+  }
+  if (message.replyTo) {
+    bar.append(el('button', { class: 'in-thread link', text: '↪ in a thread', onclick: () => openThread(message.replyTo.id) }));
+  }
+  if (message.pinnedAt) {
+    bar.append(el('span', { class: 'pin-marker', text: `📌 pinned by ${nameOf(message.pinnedBy)}` }));
+  }
+  return bar;
+}
+
+function openPicker(event, messageId) {
+  event.stopPropagation();
+  closePicker();
+  const picker = el('div', { id: 'emoji-picker', class: 'emoji-picker', role: 'menu' },
+    ...PICKER_EMOJI.map((emoji) => el('button', {
+      text: emoji,
+      title: emoji,
+      role: 'menuitem',
+      onclick: () => {
+        closePicker();
+        toggleReaction(messageId, emoji, false);
+      },
+    })));
+  const rect = event.currentTarget.getBoundingClientRect();
+  picker.style.top = `${rect.bottom + 4}px`;
+  picker.style.left = `${Math.max(8, rect.right - 300)}px`;
+  document.body.append(picker);
+}
+
+function closePicker() {
+  document.getElementById('emoji-picker')?.remove();
+}
+
+document.addEventListener('click', (event) => {
+  if (!event.target.closest?.('#emoji-picker')) closePicker();
+});
+
+async function toggleReaction(messageId, emoji, mine) {
+  try {
+    const data = await gql(mine ? Q.removeReaction : Q.addReaction, { messageId, emoji });
+    upsertMessage(mine ? data.removeReaction : data.addReaction, false);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function togglePin(message) {
+  try {
+    const data = await gql(message.pinnedAt ? Q.unpin : Q.pin, { id: message.id });
+    upsertMessage(message.pinnedAt ? data.unpinMessage : data.pinMessage, false);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+/** A reaction or pin event of the open room: the message carries its new state. */
+function conversationEvent(event) {
+  upsertMessage(event.message, false);
+}
+
+/** Keeps the thread panel and the pinned list in step with a message's new state. */
+function conversationUpdated(message) {
+  if (message.room?.id && message.room.id !== state.current) return;
+  if (conversation.thread && (message.id === conversation.thread || message.replyTo?.id === conversation.thread)) {
+    if (message.id === conversation.thread) renderThreadRoot(message);
+    else {
+      conversation.replies.set(message.id, message);
+      renderReplies();
+    }
+  }
+  const wasPinned = conversation.pinned.some((m) => m.id === message.id);
+  if (message.pinnedAt || wasPinned) {
+    const others = conversation.pinned.filter((m) => m.id !== message.id);
+    conversation.pinned = message.pinnedAt && !message.isDeleted
+      ? [...others, message].sort((a, b) => (a.pinnedAt < b.pinnedAt ? 1 : -1))
+      : others;
+    renderPinned();
+  }
+  // A reply's MessageAdded carries its root's current reply count.
+  const root = message.replyTo && state.messages.get(message.replyTo.id);
+  if (root && message.replyTo.replyCount !== undefined && root.replyCount !== message.replyTo.replyCount) {
+    upsertMessage({ ...root, replyCount: message.replyTo.replyCount, lastReplyAt: message.replyTo.lastReplyAt }, false);
+  }
+}
+
+// Thread panel: the root, its replies oldest first, and a composer that replies with threadId.
+
+async function openThread(rootId) {
+  $('pins-panel').hidden = true;
+  conversation.thread = rootId;
+  conversation.replies = new Map();
+  $('thread-replies').replaceChildren();
+  $('thread-root').replaceChildren();
+  $('thread-panel').hidden = false;
+  try {
+    let after = null;
+    let root = null;
+    do {
+      const { node } = await gql(Q.thread, { id: rootId, after });
+      if (conversation.thread !== rootId || !node) return;
+      root = node;
+      for (const { node: reply } of node.replies.edges) conversation.replies.set(reply.id, reply);
+      after = node.replies.pageInfo.hasNextPage ? node.replies.pageInfo.endCursor : null;
+    } while (after);
+    renderThreadRoot(root);
+    renderReplies();
+    $('thread-text').focus();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function renderThreadRoot(root) {
+  $('thread-root').replaceChildren(renderMessage(root));
+}
+
+function renderReplies() {
+  const replies = [...conversation.replies.values()].sort((a, b) => (order(a) < order(b) ? -1 : 1));
+  $('thread-replies').replaceChildren(...replies.map(renderMessage));
+}
+
+function closeConversationPanels() {
+  conversation.thread = null;
+  conversation.pinned = [];
+  $('thread-panel').hidden = true;
+  $('pins-panel').hidden = true;
+  $('pins-toggle').hidden = true;
+}
+
+$('thread-close').addEventListener('click', () => {
+  conversation.thread = null;
+  $('thread-panel').hidden = true;
+});
+
+$('thread-composer').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const text = $('thread-text').value.trim();
+  if (!text || !conversation.thread) return;
+  try {
+    const { sendMessage } = await gql(Q.send, {
+      input: { roomId: state.current, text, threadId: conversation.thread, clientId: crypto.randomUUID() },
+    });
+    $('thread-text').value = '';
+    upsertMessage(sendMessage);
+  } catch (error) {
+    showError(error);
+  }
+});
+
+// Pinned list: newest pin first, opened from the room header.
+
+async function loadPinned(roomId) {
+  try {
+    const { room } = await gql(Q.pinned, { id: roomId });
+    if (state.current !== roomId) return;
+    conversation.pinned = room.pinnedMessages.edges.map(({ node }) => node);
+    renderPinned();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function renderPinned() {
+  $('pins-toggle').hidden = false;
+  $('pins-toggle').textContent = `📌 ${conversation.pinned.length}`;
+  $('pins-list').replaceChildren(...conversation.pinned.map((message) => el('li', { class: 'pinned-item', dataset: { messageId: message.id } },
+    el('div', { class: 'meta' },
+      el('span', { class: 'sender', text: nameOf(message.sender) }),
+      el('span', { class: 'time', text: `pinned by ${nameOf(message.pinnedBy)}` })),
+    el('div', { class: 'text', text: message.text }))));
+  $('pins-empty').hidden = conversation.pinned.length > 0;
+}
+
+$('pins-toggle').addEventListener('click', () => {
+  conversation.thread = null;
+  $('thread-panel').hidden = true;
+  $('pins-panel').hidden = !$('pins-panel').hidden;
+});
+
+$('pins-close').addEventListener('click', () => {
+  $('pins-panel').hidden = true;
+});
 
 // --- Start ----------------------------------------------------------------------------
 

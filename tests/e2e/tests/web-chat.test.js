@@ -73,7 +73,7 @@ test('two users chat live in the browser', async () => {
     await alice.waitForTimeout(300);
   }
   await alice.waitForSelector('#history-status:has-text("This is the beginning of the room.")');
-  assert.equal(await alice.locator('#message-list li.message').count(), 60);
+  assert.equal(await alice.locator('#message-list li.message').count(), 63, 'with the seeded thread replies');
   await alice.evaluate(() => {
     const box = document.querySelector('#messages');
     box.scrollTop = box.scrollHeight;
