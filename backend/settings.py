@@ -238,8 +238,8 @@ RATE_LIMITS = {
     "set_typing": (env_int("RATE_LIMIT_SET_TYPING", 20), 10),
     "upload": (env_int("RATE_LIMIT_UPLOAD", 20), 60),
     "create_room": (env_int("RATE_LIMIT_CREATE_ROOM", 10), 60),
-    "react": (env_int("RATE_LIMIT_REACT", 60), 60),
-    "pin": (env_int("RATE_LIMIT_PIN", 30), 60),
+    "reaction": (env_int("RATE_LIMIT_REACTION", 30), 10),
+    "pin": (env_int("RATE_LIMIT_PIN", 20), 60),
 }
 
 # --- Files --------------------------------------------------------------------------

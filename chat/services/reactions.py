@@ -65,7 +65,7 @@ def _prepare(actor, message_id, emoji) -> tuple:
     message, _ = access.access_message_as_member(actor, parse_id(message_id, "Message"))
     emoji = clean_emoji(emoji)
     refuse_deleted(message)
-    ratelimit.hit(f"react:{actor.pk}", *settings.RATE_LIMITS["react"])
+    ratelimit.hit(f"reaction:{actor.pk}", *settings.RATE_LIMITS["reaction"])
     return actor, message, emoji
 
 

@@ -69,7 +69,7 @@ def _no_rate_limits(settings):
         **settings.RATE_LIMITS,
         "send_message": (1000, 10),
         "create_room": (1000, 60),
-        "react": (1000, 60),
+        "reaction": (1000, 60),
         "pin": (1000, 60),
     }
 

@@ -33,7 +33,7 @@ DELETE = "mutation Delete($id: ID!) { deleteMessage(id: $id) { id } }"
 
 @pytest.fixture(autouse=True)
 def _no_rate_limits(settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "react": (1000, 60)}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "reaction": (1000, 60)}
 
 
 def add(gql, user, message, emoji):
@@ -169,7 +169,7 @@ def test_users_first_is_bounded(gql, world: World):
 
 
 def test_rate_limited(gql, world: World, settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "react": (2, 60)}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "reaction": (2, 60)}
     add(gql, world.member, world.message, "👍")
     add(gql, world.member, world.message, "🎉")
     before = db_state()

@@ -99,7 +99,7 @@ class Command(BaseCommand):
         # protect the live server from clients, do not apply to this command.
         limits = {
             **settings.RATE_LIMITS,
-            **{name: (10**9, 1) for name in ("send_message", "create_room", "react", "pin")},
+            **{name: (10**9, 1) for name in ("send_message", "create_room", "reaction", "pin")},
         }
         with override_settings(RATE_LIMITS=limits):
             created = self.seed()
