@@ -95,7 +95,9 @@ def publish(groups: Iterable[str], message: dict) -> None:
         return
     for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, message)
+            # Each copy says its group: a process receives it once for all its
+            # listeners of that group (chat.realtime.Hub).
+            async_to_sync(layer.group_send)(group, {**message, "group": group})
         except Exception:
             logger.warning("publish to %s failed", group, exc_info=True)
 

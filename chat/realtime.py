@@ -1,9 +1,10 @@
 """The subscription engine: room events for one subscriber, exactly once and in order.
 
-Transport-agnostic (no GraphQL here): it reaches the socket only through the
-``RealtimeSocket`` port below (groups, the layer messages it receives), which
-the transport implements (schema/live/consumer.py), and yields ``Delivery``
-objects that the API layer renders.
+Transport-agnostic (no GraphQL here): the process receives the channel layer's
+messages once (``Hub``), hands each to the subscriptions of its room, and a
+subscription writes its live events through a ``Sink`` (the port a transport
+implements, schema/live/fast_path.py for WebSocket operations) or yields
+``Delivery`` objects that the API layer renders.
 
 How it keeps its promise on an at-most-once channel layer:
 
@@ -36,11 +37,11 @@ import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
@@ -63,26 +64,24 @@ CHECK_TYPE = "realtime.check"  # put in a subscription's queue by the checker, n
 PRESENCE_CHANGED = "PresenceChanged"
 
 
-# --- The port: what the engine needs of a transport's socket ---------------------------
+# --- The port: what a transport gives the engine ------------------------------------------
 
 
-class RealtimeSocket(Protocol):
-    """A socket on the channel layer, as the engine sees it.
+class Sink(Protocol):
+    """Where one subscription's live deliveries go: the transport's side of a
+    subscription (a WebSocket operation today; an SSE or multipart HTTP response
+    can be one too).
 
-    Groups are counted per socket: ``join_group`` twice and ``leave_group`` once
-    leaves the socket in the group. ``listen`` has every layer message of the
-    given types that reaches the socket put in ``inbox`` (``put_nowait``), until
-    ``unlisten``."""
+    ``deliver`` writes the rendered delivery for the sink's operation and returns
+    True, or returns False (writing nothing) when it cannot: the subscription's
+    own path (its generator, in the transport's normal pipeline) then delivers it.
+    The sink must never reorder: a True means the frame is written (or queued in
+    order) before ``deliver`` returns. ``close`` ends the whole connection with a
+    transport code (4403 revoked, 4429 too slow, 1013 service failure)."""
 
-    async def join_group(self, group: str) -> None: ...
+    async def deliver(self, delivery: Delivery) -> bool: ...
 
-    async def leave_group(self, group: str) -> None: ...
-
-    def listen(self, types: Iterable[str], inbox: LightQueue) -> None: ...
-
-    def unlisten(self, types: Iterable[str], inbox: LightQueue) -> None: ...
-
-    def listen_to_channel(self, type: str, *, groups: Iterable[str]) -> AbstractAsyncContextManager: ...
+    async def close(self, code: int, reason: str) -> None: ...
 
 
 # --- What a subscriber receives ----------------------------------------------------------
@@ -229,6 +228,122 @@ class _Inbox(LightQueue):
             super().put_nowait(item)
 
 
+# --- The process's connection to the channel layer -----------------------------------------
+
+
+Listener = Callable[[dict], Awaitable[None]]
+
+
+class Hub:
+    """One channel on the layer for the whole process (per event loop): the process
+    joins a group once, when its first local listener arrives, leaves it when the
+    last goes, and receives each message of the group once, handing it to every
+    local listener of that group in turn (the subscriptions of a room, the sockets
+    of a user to revoke).
+
+    A message says which group it was sent to (``group``, added by
+    ``chat.events.publish``); one without it (sent to a room group by hand) is a
+    message of its room's group. A layer that fails closes every listener's
+    connection (``on_failure``): the clients reconnect and resume from their cursor.
+    """
+
+    def __init__(self, layer, loop: asyncio.AbstractEventLoop):
+        self.layer = layer
+        self.loop = loop
+        self.channel: str | None = None
+        self.listeners: dict[str, dict[Listener, None]] = {}  # group -> listeners, in arrival order
+        self.failure_callbacks: dict[Callable[[], Awaitable[None]], None] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    async def join(self, group: str, listener: Listener) -> None:
+        """Have ``listener`` receive the group's messages; the process is in the group
+        when this returns."""
+        listeners = self.listeners.get(group)
+        if listeners is None:
+            async with self._lock:
+                listeners = self.listeners.get(group)
+                if listeners is None:
+                    if self.channel is None:
+                        self.channel = await self.layer.new_channel()
+                        self._task = self.loop.create_task(self._receive())
+                    await self.layer.group_add(group, self.channel)
+                    listeners = self.listeners[group] = {}
+        listeners[listener] = None
+
+    def detach(self, group: str, listener: Listener) -> bool:
+        """Stop handing the group's messages to ``listener``, at once; True if the
+        group has no listener left (``discard`` it then)."""
+        listeners = self.listeners.get(group)
+        if listeners is None:
+            return False
+        listeners.pop(listener, None)
+        return not listeners
+
+    async def discard(self, group: str) -> None:
+        """Leave ``group`` if it still has no listener."""
+        async with self._lock:
+            listeners = self.listeners.get(group)
+            if listeners is not None and not listeners:
+                del self.listeners[group]
+                with contextlib.suppress(Exception):  # a failing layer: its group expiry drops us
+                    await self.layer.group_discard(group, self.channel)
+
+    async def leave(self, group: str, listener: Listener) -> None:
+        if self.detach(group, listener):
+            await self.discard(group)
+
+    def groups(self) -> set[str]:
+        return set(self.listeners)
+
+    async def _receive(self) -> None:
+        try:
+            while True:
+                message = await self.layer.receive(self.channel)
+                await self.dispatch(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("channel layer failed; closing the process's real-time connections", exc_info=True)
+            await self._fail()
+
+    async def dispatch(self, message: dict) -> None:
+        group = message.get("group")
+        if group is None and "room" in message:
+            group = room_group(message["room"])
+        for listener in list(self.listeners.get(group, ())):
+            try:
+                await listener(message)
+            except Exception:  # one listener's failure is not the others'
+                logger.exception("real-time listener failed")
+
+    async def _fail(self) -> None:
+        """Forget every group and listener (a new join starts afresh) and close the
+        connections that depended on them."""
+        callbacks = list(self.failure_callbacks)
+        self.listeners.clear()
+        self.failure_callbacks.clear()
+        self.channel, self._task = None, None
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                await callback()
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def hub() -> Hub:
+    """This process's hub, for the running event loop and the current channel layer."""
+    loop = asyncio.get_running_loop()
+    current = _hubs.get(loop)
+    layer = get_channel_layer()
+    if current is None or current.layer is not layer:
+        for stale in [other for other in _hubs if other.is_closed()]:
+            del _hubs[stale]
+        current = _hubs[loop] = Hub(layer, loop)
+    return current
+
+
 @dataclass(eq=False)  # compared and hashed by identity (the checker holds a set of them)
 class RoomStream:
     """The state of one subscription on one socket.
@@ -239,15 +354,13 @@ class RoomStream:
     presence of the tracked rooms.
     """
 
-    socket: RealtimeSocket
     user: User
     room_id: int | None = None
     after: str | None = None
     kinds: frozenset[str] | None = None
     ephemeral: bool = True
-    # The API layer's fast path (schema/live/fast_path.py): sends a delivery's frame
-    # directly, True if it did; see ``offer``.
-    fast: Callable[[Delivery], Awaitable[bool]] | None = None
+    # The transport's side (``Sink``): live events in order go straight to it; see ``offer``.
+    sink: Sink | None = None
 
     positions: dict[int, int] = field(default_factory=dict)
     _groups: Counter = field(default_factory=Counter)
@@ -269,13 +382,13 @@ class RoomStream:
         return position is not None and message["seq"] <= position
 
     async def offer(self, message: dict) -> None:
-        """The fast path: deliver a live stored event at once, through ``fast``,
+        """The live path: deliver a live stored event at once, through the sink,
         when it is the next of its room and nothing of this stream is pending. The
         same checks as the normal path apply (membership tracked, seq order); joins,
         leaves and deletions always take the normal path, and so does an event
-        ``fast`` declines. The stream is held still meanwhile (the periodic check's
+        the sink declines. The stream is held still meanwhile (the periodic check's
         wake-up waits), so nothing else can deliver this room's events around it."""
-        if self.fast is None or not self._idle or not self._queue.empty() or message.get("type") != EVENT_TYPE:
+        if self.sink is None or not self._idle or not self._queue.empty() or message.get("type") != EVENT_TYPE:
             return
         if self._early:
             return
@@ -288,7 +401,7 @@ class RoomStream:
         positions[room] = seq
         self._queue.hold()
         try:
-            if await self.fast(Delivery(message=message, cursor=encode_cursor(positions))):
+            if await self.sink.deliver(Delivery(message=message, cursor=encode_cursor(positions))):
                 self.positions[room] = seq
         except Exception:  # e.g. the socket went away: the normal path decides
             logger.warning("fast path failed; normal path", exc_info=True)
@@ -299,12 +412,12 @@ class RoomStream:
     def follows_membership(self) -> bool:
         return self.room_id is None
 
-    # Groups are shared by every subscription of the socket: the socket counts
-    # references (``RealtimeSocket``), so that closing one subscription never
-    # removes a group another one still needs.
+    # The process joins a group once for all its subscriptions (``Hub``); a stream
+    # counts its own references (a room can be tracked through two paths at once).
     async def _group_add(self, group: str) -> None:
-        await self.socket.join_group(group)
         self._groups[group] += 1
+        if self._groups[group] == 1:
+            await hub().join(group, self.receive)
 
     async def _group_discard(self, group: str) -> None:
         if self._groups[group] <= 0:
@@ -312,19 +425,24 @@ class RoomStream:
         self._groups[group] -= 1
         if self._groups[group] == 0:
             del self._groups[group]
-        await self.socket.leave_group(group)
+            await hub().leave(group, self.receive)
 
     async def _release(self) -> None:
-        for group, count in list(self._groups.items()):
-            for _ in range(count):
-                with contextlib.suppress(Exception):
-                    await self._group_discard(group)
+        """Leave every group: first stop receiving (at once, so that a cancellation
+        here cannot leave this stream behind), then leave the groups nobody needs."""
+        process = hub()
+        empty = [group for group in self._groups if process.detach(group, self.receive)]
+        self._groups.clear()
+        for group in empty:
+            await process.discard(group)
 
-    def _listen(self) -> None:
-        self.socket.listen([EVENT_TYPE, EPHEMERAL_TYPE] if self.ephemeral else [EVENT_TYPE], self._queue)
-
-    def _unlisten(self) -> None:
-        self.socket.unlisten([EVENT_TYPE, EPHEMERAL_TYPE], self._queue)
+    async def receive(self, message: dict) -> None:
+        """A message of one of this stream's groups (from the process's ``Hub``)."""
+        if message.get("type") == EVENT_TYPE:
+            await self.offer(message)
+        elif message.get("type") != EPHEMERAL_TYPE or not self.ephemeral:
+            return
+        self._queue.put_nowait(message)
 
     def _delivery(self, message: dict) -> Delivery:
         return Delivery(message=message, cursor=encode_cursor(self.positions))
@@ -474,7 +592,6 @@ class RoomStream:
         start = None if self.after is None else decode_cursor(self.after)
         if self.room_id is not None:
             await database_sync_to_async(_authorize_room)(self.user, self.room_id)
-        self._listen()
         try:
             # Groups first, positions second: see the module docstring.
             if self.follows_membership:
@@ -504,8 +621,6 @@ class RoomStream:
             # The process-wide checker wakes this subscription (CHECK_TYPE) when the
             # database shows it behind or its memberships changed unseen.
             checker.register(self)
-            if self.fast is not None:
-                self.fast.attach(self)
             while not self._done:
                 self._idle = not self._early
                 try:
@@ -529,10 +644,7 @@ class RoomStream:
                     async for delivery in self._drain_early():
                         yield delivery
         finally:
-            if self.fast is not None:
-                self.fast.detach(self)
             checker.unregister(self)
-            self._unlisten()
             await self._release()
 
     def behind(self, last_seqs: Mapping[int, int]) -> bool:
@@ -628,14 +740,13 @@ checker = Checker()
 
 
 def room_events(
-    socket: RealtimeSocket,
     user: User,
     *,
     room_id: int | None = None,
     after: str | None = None,
     kinds: Iterable[str] | None = None,
     ephemeral: bool = True,
-    fast: Callable[[Delivery], Awaitable[bool]] | None = None,
+    sink: Sink | None = None,
 ) -> AsyncIterator[Delivery]:
     """The events of one room (``room_id``, members only: else ``NotFound``) or of
     every room ``user`` has joined, resuming after ``after`` if given."""
@@ -645,22 +756,31 @@ def room_events(
         except (TypeError, ValueError):
             raise NotFound("Room not found.") from None
     stream = RoomStream(
-        socket=socket,
         user=user,
         room_id=room_id,
         after=after,
         kinds=frozenset(kinds) if kinds is not None else None,
         ephemeral=ephemeral,
-        fast=fast,
+        sink=sink,
     )
     return stream.run()
 
 
-async def notifications(socket: RealtimeSocket, user: User) -> AsyncIterator[dict]:
+async def notifications(user: User) -> AsyncIterator[dict]:
     """The ``chat.notification`` messages sent to ``user.<id>`` (not stored, no resume)."""
-    async with socket.listen_to_channel(NOTIFICATION_TYPE, groups=[user_group(user.pk)]) as messages:
-        async for message in messages:
-            yield message
+    inbox = LightQueue()
+
+    async def receive(message: dict) -> None:
+        if message.get("type") == NOTIFICATION_TYPE:
+            inbox.put_nowait(message)
+
+    process, group = hub(), user_group(user.pk)
+    await process.join(group, receive)
+    try:
+        while True:
+            yield await inbox.get()
+    finally:
+        await process.leave(group, receive)
 
 
 # --- Retention ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from chat import tokens
+from chat import realtime, tokens
 
 
 def token_for(user) -> str:
@@ -145,6 +145,12 @@ class WSClient:
 
     async def __aexit__(self, *exc):
         await asyncio.shield(self.close())
+
+
+def listening(group: str) -> int:
+    """How many subscriptions of this process listen to ``group`` (the process
+    itself is in the layer's group once for all of them: chat.realtime.Hub)."""
+    return len(realtime.hub().listeners.get(group, ()))
 
 
 async def group_size(group: str) -> int:

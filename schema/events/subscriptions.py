@@ -33,9 +33,7 @@ class EventSubscriptions:
     ) -> AsyncGenerator[RoomEvent, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        stream = realtime.room_events(
-            info.context.ws, user, room_id=room_pk, after=after, fast=FastPath.for_operation(info)
-        )
+        stream = realtime.room_events(user, room_id=room_pk, after=after, sink=FastPath.for_operation(info))
         async for delivery in stream:
             yield await build_event(delivery)
 
@@ -51,12 +49,7 @@ class EventSubscriptions:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
         stream = realtime.room_events(
-            info.context.ws,
-            user,
-            room_id=room_pk,
-            kinds={"MessageAdded"},
-            ephemeral=False,
-            fast=FastPath.for_operation(info),
+            user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=FastPath.for_operation(info)
         )
         async for delivery in stream:
             yield await build_event(delivery)
@@ -66,5 +59,5 @@ class EventSubscriptions:
     )
     async def notifications(self, info: Info) -> AsyncGenerator[Notification, None]:
         user = signed_in_user(info)
-        async for message in realtime.notifications(info.context.ws, user):
+        async for message in realtime.notifications(user):
             yield build_notification(message)

@@ -21,9 +21,8 @@ from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from chat import tokens
+from chat import realtime, tokens
 from chat.errors import ChatError
-from chat.events import EVENT_TYPE
 from chat.realtime import LightQueue
 from chat.services import presence
 from schema.context import ChatContext
@@ -98,44 +97,36 @@ class GraphQLConsumer(GraphQLWSConsumer):
     # --- revocation: "log out everywhere", password change and account deletion close the socket
 
     async def _watch_revocation(self, token: str) -> None:
-        """Join the token's user's revocation group *before* the database check of
-        ``token_version``: a revocation committed in between is then either seen by
-        the check or delivered to this socket, never lost."""
+        """Listen to the token's user's revocation group *before* the database check
+        of ``token_version``: a revocation committed in between is then either seen
+        by the check or delivered to this socket, never lost. The process joins the
+        group once for all the user's sockets (chat.realtime.Hub)."""
         group = tokens.revocation_group(tokens.decode_access_token(token)["sub"])
-        await self.channel_layer.group_add(group, self.channel_name)
-        self._revocation_group = group
+        process = realtime.hub()
+        process.failure_callbacks[self._layer_failed] = None
+        await process.join(group, self._revoked)
+        self._revocation = (process, group)
 
     async def _unwatch_revocation(self) -> None:
-        group = getattr(self, "_revocation_group", None)
-        if group is not None:
-            self._revocation_group = None
-            with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(group, self.channel_name)
+        revocation, self._revocation = self._revocation, None
+        if revocation is not None:
+            process, group = revocation
+            process.failure_callbacks.pop(self._layer_failed, None)
+            await process.leave(group, self._revoked)
 
-    async def dispatch(self, message) -> None:
+    async def _revoked(self, message: dict) -> None:
         if message.get("type") == tokens.AUTH_REVOKED_TYPE:
             await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
+
+    async def _layer_failed(self) -> None:
+        if not self._socket_closed:
+            await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")
+
+    async def dispatch(self, message) -> None:
+        if message.get("type") == tokens.AUTH_REVOKED_TYPE:  # sent to this socket's own channel
+            await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
             return
-        if message.get("type") == EVENT_TYPE and self.fast_streams:
-            # The subscription fast path first (schema/live/fast_path.py); the streams it
-            # served skip the message when Strawberry queues it for them below.
-            for stream in list(self.fast_streams):
-                await stream.offer(message)
         await super().dispatch(message)
-
-    # --- the engine's port (chat.realtime.RealtimeSocket) -----------------------------
-
-    async def join_group(self, group: str) -> None:
-        await strawberry_adapter.join_group(self, group)
-
-    async def leave_group(self, group: str) -> None:
-        await strawberry_adapter.leave_group(self, group)
-
-    def listen(self, types, inbox) -> None:
-        strawberry_adapter.listen(self, types, inbox)
-
-    def unlisten(self, types, inbox) -> None:
-        strawberry_adapter.unlisten(self, types, inbox)
 
     # --- presence and disconnect (realtime) ---------------------------------------
 
@@ -234,7 +225,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._socket_closed = False
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
-        self.fast_streams: set = set()  # RoomStreams with a fast path (chat/realtime.py)
+        self._revocation = None
         # Strawberry's asyncio.Queue, lighter (idle memory)
         strawberry_adapter.set_message_queue(self, LightQueue())
 

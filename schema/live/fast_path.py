@@ -1,24 +1,19 @@
-"""The subscription fast path: one frame per event, shared by the subscribers who
-would receive exactly the same one.
+"""The WebSocket sink of a subscription (``chat.realtime.Sink``): live stored
+events written straight to the socket as the protocol's frame, rendered once and
+shared by the subscribers who would receive exactly the same one.
 
-Shared execution (schema/live/shared_events.py) runs the selection once per event,
-but every subscriber still walked the whole pipeline for it: its stream's
-queue and task, graphql-core's result mapping, Strawberry's per-result
-extension hooks, and a JSON encoding of the same payload. At 1000 subscribers
-of a room that pipeline, not the execution, was most of the cost of a delivery
-(the fan-out profiles in the README's "Benchmarks").
-
-So, when a stored event reaches a socket (``GraphQLConsumer.dispatch``), each
-of its ``roomEvents``/``messageAdded`` streams that is idle and whose next event
-this is in its room's order is offered the event first (``RoomStream.offer``).
-If another subscriber's execution of the same operation, variables and, for
-viewer-dependent selections, viewer, for the same event at the same cursor has
-already been made, its ``{"data": ...}`` JSON (encoded once) is sent in the
-protocol's own frame around this operation's id, and the stream's position
-moves on. Anything else (the first subscriber of an event, gaps, joins and
-leaves, all-rooms cursors, ephemeral events) takes the normal path. Who
-receives an event is still decided per subscriber by chat/realtime.py, exactly
-as on the normal path; only the rendering is shared.
+The process receives each event once (``chat.realtime.Hub``) and offers it to
+every local subscription of its room in turn (``RoomStream.offer``); one that is
+idle and whose next event this is in its room's order hands it to its sink here.
+The first subscriber of an event executes the operation's selection on it (as
+graphql-core does for each event of a subscription); the payload JSON, encoded
+once, is shared under the key of shared_events.py (event, cursor, operation,
+variables and, for viewer-dependent selections, viewer) and sent in the
+protocol's own frame around each subscriber's operation id. No task, queue or
+generator of the subscription is involved. Anything else (gaps, joins and
+leaves, a result with errors, ephemeral events) takes the subscription's own
+path through Strawberry. Who receives an event is decided per subscriber by
+chat/realtime.py; only the rendering is shared.
 
 The frames are byte for byte what Strawberry sends (tests/schema/test_fast_path.py).
 """
@@ -86,7 +81,7 @@ class FastPath:
     def _open(self) -> bool:
         return strawberry_adapter.operation_open(self.handler, self.operation_id)
 
-    async def __call__(self, delivery: Delivery) -> bool:
+    async def deliver(self, delivery: Delivery) -> bool:
         """Send ``delivery``'s frame; False (nothing sent) if the normal path must
         take it: the operation is over, or the execution has errors."""
         if delivery.seq is None or not self._open():
@@ -127,8 +122,5 @@ class FastPath:
         result = execute_subscription_event(executor)
         return await result if executor.is_awaitable(result) else result
 
-    def attach(self, stream) -> None:
-        self.consumer.fast_streams.add(stream)
-
-    def detach(self, stream) -> None:
-        self.consumer.fast_streams.discard(stream)
+    async def close(self, code: int, reason: str) -> None:
+        await self.consumer.close(code=code, reason=reason)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, defaultdict
 from datetime import timedelta
 from io import StringIO
-from weakref import WeakSet
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -27,55 +25,18 @@ from chat.services import rooms as room_services
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Socket:
-    """The engine's port (``realtime.RealtimeSocket``) on a bare channel: groups
-    counted per socket, layer messages put in the listening inboxes."""
-
-    def __init__(self):
-        self.channel_layer = get_channel_layer()
-        self.listen_queues = defaultdict(WeakSet)
-        self.group_refs = Counter()
-
-    async def join_group(self, group):
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.group_refs[group] += 1
-
-    async def leave_group(self, group):
-        self.group_refs[group] -= 1
-        if self.group_refs[group] <= 0:
-            del self.group_refs[group]
-            await self.channel_layer.group_discard(group, self.channel_name)
-
-    def listen(self, types, inbox):
-        for type_ in types:
-            self.listen_queues[type_].add(inbox)
-
-    def unlisten(self, types, inbox):
-        for type_ in types:
-            self.listen_queues[type_].discard(inbox)
-
-    async def __aenter__(self):
-        self.channel_name = await self.channel_layer.new_channel()
-        self._pump = asyncio.ensure_future(self.pump())
-        return self
-
-    async def pump(self):
-        while True:
-            message = await self.channel_layer.receive(self.channel_name)
-            for queue in self.listen_queues[message["type"]]:
-                queue.put_nowait(message)
-
-    async def __aexit__(self, *exc):
-        self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pump
+@contextlib.asynccontextmanager
+async def process():
+    """This process's connection to the channel layer (``realtime.Hub``), which the
+    streams opened inside share."""
+    yield realtime.hub()
 
 
 class Stream:
     """Runs ``realtime.room_events`` in a task and collects what it delivers."""
 
-    def __init__(self, socket, user, **kwargs):
-        self.generator = realtime.room_events(socket, user, **kwargs)
+    def __init__(self, user, **kwargs):
+        self.generator = realtime.room_events(user, **kwargs)
         self.delivered: list[realtime.Delivery] = []
         self.task = asyncio.ensure_future(self._run())
 
@@ -133,8 +94,8 @@ class TestCursors:
 
 class TestEngine:
     async def test_live_events_in_order(self, room, alice, bob):
-        async with Socket() as socket:
-            stream = Stream(socket, bob, room_id=room.pk)
+        async with process():
+            stream = Stream(bob, room_id=room.pk)
             await settle()
             for text in ("a", "b"):
                 await sync_to_async(record)(room.pk, text, alice)
@@ -144,8 +105,8 @@ class TestEngine:
             await stream.close()
 
     async def test_a_gap_is_filled_from_the_table_and_duplicates_are_dropped(self, room, alice, bob):
-        async with Socket() as socket:
-            stream = Stream(socket, bob)
+        async with process():
+            stream = Stream(bob)
             await settle()
             await sync_to_async(record)(room.pk, "quiet 1", alice, publish=False)
             await sync_to_async(record)(room.pk, "quiet 2", alice, publish=False)
@@ -161,8 +122,8 @@ class TestEngine:
         cursor = cursors.encode_cursor({room.pk: 2})
         for text in ("x", "y"):
             await sync_to_async(record)(room.pk, text, alice)
-        async with Socket() as socket:
-            stream = Stream(socket, bob, after=cursor)
+        async with process():
+            stream = Stream(bob, after=cursor)
             await stream.wait_for(2)
             await sync_to_async(record)(room.pk, "z", alice)
             delivered = await stream.wait_for(3)
@@ -173,8 +134,8 @@ class TestEngine:
         await sync_to_async(record)(room.pk, "before carol", alice)
         await sync_to_async(room_services.join_room)(carol, room.pk)
         joined_seq = await sync_to_async(lambda: Membership.objects.get(room=room, user=carol).joined_seq)()
-        async with Socket() as socket:
-            stream = Stream(socket, carol, after=cursors.encode_cursor({room.pk: 0}))
+        async with process():
+            stream = Stream(carol, after=cursors.encode_cursor({room.pk: 0}))
             [first] = await stream.wait_for(1)
             assert first.seq == joined_seq and first.kind == "MemberJoined"
             await settle()
@@ -183,8 +144,8 @@ class TestEngine:
 
     async def test_own_leave_is_the_last_event_someone_elses_is_not(self, room, alice, bob, carol):
         await sync_to_async(room_services.join_room)(carol, room.pk)
-        async with Socket() as socket:
-            stream = Stream(socket, bob)
+        async with process() as hub:
+            stream = Stream(bob)
             await settle()
             await sync_to_async(room_services.leave_room)(carol, room.pk)
             await sync_to_async(room_services.leave_room)(bob, room.pk)
@@ -196,18 +157,18 @@ class TestEngine:
             assert len(stream.delivered) == 2
             assert cursors.decode_cursor(bob_left.cursor) == {room.pk: bob_left.seq}
             await stream.close()
-            assert socket.group_refs == Counter()
+            assert hub.groups() == set()
 
     async def test_a_non_member_is_refused(self, room, carol):
-        async with Socket() as socket:
-            stream = Stream(socket, carol, room_id=room.pk)
+        async with process() as hub:
+            stream = Stream(carol, room_id=room.pk)
             with pytest.raises(NotFound):
                 await stream.wait_for(1)
-            assert socket.group_refs == Counter()
+            assert hub.groups() == set()
 
     async def test_kinds_filter_what_is_yielded_not_what_is_tracked(self, room, alice, bob):
-        async with Socket() as socket:
-            stream = Stream(socket, bob, room_id=room.pk, kinds={"MessageAdded"})
+        async with process():
+            stream = Stream(bob, room_id=room.pk, kinds={"MessageAdded"})
             await settle()
             await sync_to_async(room_services.update_room)(alice, room.pk, topic="news")
             await sync_to_async(record)(room.pk, "m", alice)
@@ -227,8 +188,8 @@ class TestEngine:
             return original(rooms, users)
 
         monkeypatch.setattr(realtime, "_check_snapshot", counting)
-        async with Socket() as socket:
-            streams = [Stream(socket, user) for user in (alice, bob, bob)]
+        async with process():
+            streams = [Stream(user) for user in (alice, bob, bob)]
             await asyncio.sleep(1.1)
             assert 2 <= len(calls) <= 5  # about one per interval, not one per subscription
             assert calls[-1] == ([room.pk], sorted([alice.pk, bob.pk]))
@@ -318,7 +279,7 @@ class TestCheckerWakes:
     twice in a row."""
 
     def stream(self, user, room_id, position):
-        stream = realtime.RoomStream(socket=None, user=user, room_id=room_id)
+        stream = realtime.RoomStream(user=user, room_id=room_id)
         stream.positions[room_id] = position
         return stream
 
@@ -362,8 +323,8 @@ class TestReordering:
 
     async def test_the_late_predecessor_is_awaited_not_queried(self, settings, monkeypatch, room, alice, bob):
         settings.REALTIME_REORDER_WAIT = 2
-        async with Socket() as socket:
-            stream = Stream(socket, bob, room_id=room.pk)
+        async with process():
+            stream = Stream(bob, room_id=room.pk)
             await settle()
             queries = []
             original = realtime._events_after
@@ -378,8 +339,8 @@ class TestReordering:
 
     async def test_a_predecessor_that_never_comes_is_filled_from_the_table(self, settings, room, alice, bob):
         settings.REALTIME_REORDER_WAIT = 0.2
-        async with Socket() as socket:
-            stream = Stream(socket, bob, room_id=room.pk)
+        async with process():
+            stream = Stream(bob, room_id=room.pk)
             await settle()
             await self.published_in_reverse(room, alice)  # "first" is lost
             delivered = await stream.wait_for(2, timeout=2)

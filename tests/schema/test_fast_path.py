@@ -17,7 +17,7 @@ from chat.services import messages as message_services
 from chat.services import rooms as room_services
 from schema.global_ids import encode_id
 from schema.live import fast_path
-from tests.clients import WSClient, group_size, token_for
+from tests.clients import WSClient, listening, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def fast_calls(monkeypatch):
     """What the fast path sent (True) or declined (False); the user ``slow`` never gets one."""
     calls: list[bool] = []
     original_for_operation = fast_path.FastPath.for_operation.__func__
-    original_call = fast_path.FastPath.__call__
+    original_call = fast_path.FastPath.deliver
 
     def for_operation(cls, info):
         return None if info.context.user.username == "slow" else original_for_operation(cls, info)
@@ -63,7 +63,7 @@ def fast_calls(monkeypatch):
         return sent
 
     monkeypatch.setattr(fast_path.FastPath, "for_operation", classmethod(for_operation))
-    monkeypatch.setattr(fast_path.FastPath, "__call__", call)
+    monkeypatch.setattr(fast_path.FastPath, "deliver", call)
     return calls
 
 
@@ -89,7 +89,7 @@ async def frames(client: WSClient, n: int) -> list[str]:
 
 async def until_subscribed(room: Room, count: int) -> None:
     for _ in range(200):
-        if await group_size(room_group(room.pk)) >= count:
+        if listening(room_group(room.pk)) >= count:
             await asyncio.sleep(0.2)  # positions read
             return
         await asyncio.sleep(0.02)
