@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install migrate run test lint format audit bench bench-quick test-e2e schema fuzz clean
+.PHONY: install migrate run test lint format audit bench bench-quick bench-peer test-e2e schema fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,14 +63,22 @@ test-e2e: install
 	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
 	cd tests/e2e && npm test
 
-# Benchmarks against a bare Channels floor (README, "Benchmarks"):
+# Benchmarks against a bare Channels floor and a Node.js peer (docs/benchmarks.md):
 # `bench` is the full run in both modes (minutes), `bench-quick` a small run
 # (under a minute, no pass/fail on speed: it fails only if the harness breaks).
-bench: install
+# Without node/npm the peer's side is skipped (the tables say so).
+bench: install bench-peer
 	$(PY) -m bench.run
 
-bench-quick: install
+bench-quick: install bench-peer
 	$(PY) -m bench.run --quick
 
+bench-peer:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd bench/peer_node && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the benchmark runs without the Node peer"; \
+	fi
+
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache media staticfiles bench/results
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache media staticfiles bench/results bench/peer_node/node_modules

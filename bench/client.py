@@ -3,7 +3,10 @@
     python -m bench.client SPEC.json OUT.json
 
 SPEC: {"url": "ws://127.0.0.1:PORT", "kind": "graphql" | "baseline",
-       "query": "...", "conns": [{"token": "...", "room": 1, "variables": {...}}, ...]}
+       "query": "...", "conns": [{"token": "...", "path": "/graphql/", "variables": {...}}, ...]}
+
+"graphql" sockets speak graphql-transport-ws (the project and the Node peer alike):
+connection_init with the token, then one subscribe; "baseline" sockets only listen.
 
 Talks to the harness over stdin/stdout, one line each:
   -> "CONNECTED <n> <failed>"     every socket open (and subscribed, for GraphQL)
@@ -42,7 +45,7 @@ class Socket:
 async def open_socket(spec: dict, conn: dict, sock: Socket, gate: asyncio.Semaphore) -> bool:
     url = spec["url"]
     graphql = spec["kind"] == "graphql"
-    path = "/graphql/" if graphql else f"/bench/ws/{conn['room']}/"
+    path = conn["path"]
     async with gate:
         for attempt in range(5):
             try:

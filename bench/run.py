@@ -2,12 +2,23 @@
 
 For each mode the harness re-runs itself as a child process with that mode's
 environment (embedded: a temporary SQLite file and the in-memory layer;
-services: Postgres database ``bench`` and Redis db 5, both recreated), prepares
-users and rooms through the ORM, starts daphne subprocesses on free ports
-(``bench.asgi``: the real app plus the baseline), and drives them with load
-clients in separate processes (``bench.client``, ``bench.httpload``). Each
-scenario runs the GraphQL path and the baseline with the same sender, prints a
-table with the ratio, and checks every delivery against the database.
+services: Postgres database ``bench`` and Redis db 5, both recreated, or
+``BENCH_DATABASE_URL`` / ``BENCH_REDIS_URL``), prepares users and rooms through
+the ORM, starts daphne subprocesses on free ports (``bench.asgi``: the real app
+plus the floor) and the Node.js peer (``bench/peer_node``), and drives them with
+load clients in separate processes (``bench.client``, ``bench.httpload``).
+
+Three sides, one after the other, with the same clients and the same kind of
+sender:
+- *project*: this project's ``roomEvents`` subscription and ``sendMessage`` mutation;
+- *floor*: a bare Channels consumer on the same daphne and channel layer that
+  forwards each event the project publishes (``bench/consumers.py``), the least a
+  Channels server can do per delivery;
+- *peer*: the Node.js server a user could write instead (graphql-js, graphql-ws,
+  graphql-http, in-memory pub/sub), skipped when node or its modules are missing.
+Each scenario prints a table with the ratios project/floor and project/peer, and
+the targets with verdicts; every delivery is checked (each message reaches each
+subscriber of its room exactly once).
 
 Exit status: non-zero only when the harness is broken (a scenario raised, a
 socket could not connect, a side delivered nothing); speed never fails a run.
@@ -21,6 +32,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -30,36 +42,51 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+PEER_DIR = ROOT / "bench" / "peer_node"
 PY = sys.executable
 DAPHNE = str(Path(PY).parent / "daphne")
+NODE = shutil.which("node")
 APP = "bench.asgi:application"
 SERVICES_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
 SERVICES_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 
-# Targets, as ratios GraphQL / baseline (see issue 8).
+SIDES = ("graphql", "baseline", "peer")  # keys in the results JSON
+LABELS = {"graphql": "project", "baseline": "floor", "peer": "peer", "view": "plain view"}
+
+# The targets: (what, the side the project is compared with, operator, threshold).
+# Ratios are project / that side, from one run.
 TARGETS = {
-    "fanout_rate": (">=", 0.8),
-    "fanout_p99": ("<=", 1.25),
-    "memory_per_conn": ("<=", 1.2),
-    "history_rps": (">=", 0.7),
-    "scaleout": (">=", 1.6),
+    "fanout_rate_1000_peer": ("fan-out N=1000 deliveries/s", "peer", ">=", 1.0),
+    "fanout_rate_1000_floor": ("fan-out N=1000 deliveries/s", "baseline", ">=", 1.2),
+    "fanout_rate_200_peer": ("fan-out N=200 deliveries/s", "peer", ">=", 0.8),
+    "fanout_p99_peer": ("fan-out p99 at saturation", "peer", "<=", 1.0),
+    "memory_per_conn": ("idle memory per subscribed socket", "baseline", "<=", 1.0),
+    "redis_per_event": ("Redis commands per event per process", None, "<=", 4),
+    "history_rps": ("history requests/s", "view", ">=", 0.7),
+    "scaleout": ("2 processes / 1, deliveries/s", None, ">=", 1.6),
 }
 
 # --- Operations (the contract in DESIGN.md) -----------------------------------------
 
 ROOM_EVENTS = """subscription RoomEvents($roomId: ID!) {
   roomEvents(roomId: $roomId) {
-    __typename
-    ... on MessageAdded { cursor message { id text createdAt sender { id username } } }
+    ... on MessageAdded { message { id text sender { username } } }
+    cursor
   }
 }"""
 
 SEND_MESSAGE = """mutation SendMessage($roomId: ID!, $text: String!, $clientId: String) {
   sendMessage(input: {roomId: $roomId, text: $text, clientId: $clientId}) { __typename }
+}"""
+
+CREATE_ROOM = """mutation CreateRoom($name: String!, $memberIds: [ID!]) {
+  createRoom(input: {name: $name, memberIds: $memberIds}) { id }
 }"""
 
 MESSAGES = """query Messages($roomId: ID!, $first: Int) {
@@ -87,8 +114,10 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
+def ratio(a, b) -> float:
+    if a is None or b is None or not b:
+        return float("nan")
+    return a / b
 
 
 def commit() -> str:
@@ -108,6 +137,15 @@ def log(*args) -> None:
     print(*args, flush=True)
 
 
+def peer_missing() -> str | None:
+    """Why the Node peer cannot run here, or None."""
+    if NODE is None:
+        return "node not found"
+    if not (PEER_DIR / "node_modules").is_dir():
+        return "bench/peer_node/node_modules missing (cd bench/peer_node && npm ci)"
+    return None
+
+
 class HarnessError(RuntimeError):
     pass
 
@@ -116,24 +154,25 @@ class HarnessError(RuntimeError):
 
 
 class Server:
-    """One daphne process serving ``bench.asgi:application``."""
+    """One server process answering ``GET /healthz``: daphne serving
+    ``bench.asgi:application``, or the Node peer."""
 
-    def __init__(self, env: dict, logdir: Path, name: str):
+    graphql_path = "/graphql/"
+
+    def __init__(self, cmd: list[str], env: dict, logdir: Path, name: str):
         self.port = free_port()
-        self.logfile = open(logdir / f"daphne-{name}-{self.port}.log", "w")
+        self.logfile = open(logdir / f"{name}-{self.port}.log", "w")
         self.proc = subprocess.Popen(
-            # A long handshake timeout: a thousand sockets authenticating at once on a
-            # busy machine take longer than daphne's default 5 s.
-            [DAPHNE, "-v", "0", "--websocket_connect_timeout", "300", "-b", "127.0.0.1", "-p", str(self.port), APP],
+            [part.replace("{port}", str(self.port)) for part in cmd],
             cwd=ROOT,
-            env=env,
+            env={**env, "PORT": str(self.port)},
             stdout=self.logfile,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise HarnessError(f"daphne exited with {self.proc.returncode}, see {self.logfile.name}")
+                raise HarnessError(f"{name} exited with {self.proc.returncode}, see {self.logfile.name}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 conn.request("GET", "/healthz")
@@ -142,7 +181,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise HarnessError("daphne did not become healthy in 60 s")
+        raise HarnessError(f"{name} did not become healthy in 60 s")
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -150,9 +189,12 @@ class Server:
                 return int(line.split()[1])
         raise HarnessError("no VmRSS")
 
-    def post(self, path: str, body: dict) -> str:
+    def post(self, path: str, body: dict, token: str | None = None) -> str:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"JWT {token}"
+        conn.request("POST", path, body=json.dumps(body), headers=headers)
         return conn.getresponse().read().decode()
 
     def stop(self) -> None:
@@ -166,59 +208,79 @@ class Server:
         self.logfile.close()
 
 
+def daphne(env: dict, logdir: Path, name: str) -> Server:
+    # A long handshake timeout: a thousand sockets authenticating at once on a
+    # busy machine take longer than daphne's default 5 s.
+    cmd = [DAPHNE, "-v", "0", "--websocket_connect_timeout", "300", "-b", "127.0.0.1", "-p", "{port}", APP]
+    return Server(cmd, env, logdir, f"daphne-{name}")
+
+
+def peer_server(env: dict, logdir: Path, name: str) -> Server:
+    from django.conf import settings
+
+    from chat.tokens import signing_key
+
+    # The peer checks the same access tokens as the project: the same key and issuer.
+    peer_env = {**env, "JWT_SECRET": signing_key(), "JWT_ISSUER": settings.JWT_ISSUER, "NODE_ENV": "production"}
+    server = Server([NODE, str(PEER_DIR / "server.js")], peer_env, logdir, f"peer-{name}")
+    server.graphql_path = "/graphql"
+    return server
+
+
 # --- Senders -----------------------------------------------------------------------
 
 
 class Sender:
-    """Posts messages through the real ``sendMessage`` mutation (or, before it
-    exists, the bench publisher) over one keep-alive HTTP connection."""
+    """Posts messages through the ``sendMessage`` mutation over one keep-alive
+    HTTP connection, and remembers what it sent and how long each send took."""
 
-    def __init__(self, ctx: Context, server: Server, token: str, room_pk: int):
-        self.ctx = ctx
+    def __init__(self, server: Server, token: str, room_gid: str):
         self.server = server
         self.token = token
-        self.room_pk = room_pk
+        self.room_gid = room_gid
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        self.count = 0
+        self.sent: list[str] = []
+        self.round_trips: dict[str, list[float]] = {}
 
     def send(self, text: str) -> None:
         headers = {"Authorization": f"JWT {self.token}", "Content-Type": "application/json"}
-        if self.ctx.has_send_message:
-            path = "/graphql/"
-            variables = {"roomId": self.ctx.room_gid(self.room_pk), "text": text, "clientId": None}
-            body = json.dumps({"query": SEND_MESSAGE, "variables": variables})
-        else:
-            path, body = f"/bench/publish/{self.room_pk}/", json.dumps({"text": text})
-        self.conn.request("POST", path, body=body, headers=headers)
+        variables = {"roomId": self.room_gid, "text": text, "clientId": None}
+        body = json.dumps({"query": SEND_MESSAGE, "variables": variables})
+        start = time.monotonic()
+        self.conn.request("POST", self.server.graphql_path, body=body, headers=headers)
         response = self.conn.getresponse()
         data = response.read()
-        if response.status != 200 or b'"errors"' in data or b'"error"' in data:
+        if response.status != 200 or b'"errors"' in data:
             raise HarnessError(f"send failed: {response.status} {data[:300]!r}")
-        self.count += 1
+        tag = text.split()[1] if text.startswith("bench ") else "warm"
+        self.round_trips.setdefault(tag, []).append(time.monotonic() - start)
+        self.sent.append(text)
 
 
 # --- Load clients --------------------------------------------------------------------
 
 
 class Subscribers:
-    """WebSocket subscribers spread over a few client processes."""
+    """WebSocket subscribers spread over a few client processes.
+
+    ``conns``: [{"token", "room" (a key for the results), "room_gid", "path"}]."""
 
     def __init__(self, ctx: Context, kind: str, conns: list[dict], ports: list[int], per_process: int = 600):
         self.ctx = ctx
         self.conns = conns
         self.procs = []
         self.outs = []
+        self.errors = 0
         nproc = max(1, math.ceil(len(conns) / per_process))
         for i in range(nproc):
             chunk = conns[i::nproc]
             port = ports[i % len(ports)]
             spec = {
                 "url": f"ws://127.0.0.1:{port}",
-                "kind": kind,
+                "kind": "baseline" if kind == "baseline" else "graphql",
                 "query": ROOM_EVENTS,
                 "conns": [
-                    {"token": c["token"], "room": c["room"], "variables": {"roomId": ctx.room_gid(c["room"])}}
-                    for c in chunk
+                    {"token": c["token"], "path": c["path"], "variables": {"roomId": c["room_gid"]}} for c in chunk
                 ],
                 "connect_concurrency": 20,
             }
@@ -255,7 +317,7 @@ class Subscribers:
             warm += int(w)
         return frames, warm
 
-    def warm_up(self, senders: dict[int, Sender], timeout: float = 90) -> float:
+    def warm_up(self, senders: dict, timeout: float = 90) -> float:
         """Send ``warm`` messages to every room until every socket has seen one:
         after that, every subscription is live."""
         start = time.monotonic()
@@ -284,22 +346,20 @@ class Subscribers:
             time.sleep(0.2)
 
     def stop(self) -> list[dict]:
-        """Per socket: {"room": pk, "received": [(label, t_recv), ...]}."""
+        """Per socket: {"room": key, "received": [(label, t_recv), ...]}."""
         results = []
-        errors = 0
         for (proc, chunk), out in zip(self.procs, self.outs, strict=False):
             proc.stdin.write("STOP\n")
             proc.stdin.flush()
             proc.stdout.readline()
             proc.wait(60)
             data = json.loads(out.read_text())
-            errors += data["errors"]
+            self.errors += data["errors"]
             results.extend(
                 {"room": c["room"], "received": received} for c, received in zip(chunk, data["received"], strict=False)
             )
-        if errors:
-            log(f"  !! {errors} error frames received (see stderr)")
-        self.errors = errors
+        if self.errors:
+            log(f"  !! {self.errors} error frames received (see stderr)")
         return results
 
     def kill(self) -> None:
@@ -307,6 +367,66 @@ class Subscribers:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+# --- Redis commands -------------------------------------------------------------------
+
+MONITOR_LINE = re.compile(r'^\+\d+\.\d+ \[(\d+) ([^\]]+)\] "([^"]+)"')
+
+
+class RedisMonitor:
+    """Counts the commands Redis executes in one database (``MONITOR``, filtered
+    by db number: the machine's Redis is shared, the bench's database is not).
+    Commands that Lua scripts run (channels-redis' ``EVAL``s) are counted apart."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        self.db = (parsed.path or "/0").lstrip("/") or "0"
+        self.sock = socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=5)
+        if parsed.password:
+            self.sock.sendall(f"AUTH {parsed.password}\r\n".encode())
+        self.sock.sendall(b"MONITOR\r\n")
+        self.sock.settimeout(0.5)
+        self.client: Counter = Counter()
+        self.scripted: Counter = Counter()
+        self.counting = False
+        self.stopped = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        buffer = b""
+        while not self.stopped:
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\r\n")
+            if not self.counting:
+                continue
+            for raw in lines:
+                match = MONITOR_LINE.match(raw.decode(errors="replace"))
+                if match and match.group(1) == self.db:
+                    (self.scripted if match.group(2) == "lua" else self.client)[match.group(3).upper()] += 1
+
+    def start(self) -> None:
+        self.client.clear()
+        self.scripted.clear()
+        self.counting = True
+
+    def pause(self) -> tuple[Counter, Counter]:
+        self.counting = False
+        return Counter(self.client), Counter(self.scripted)
+
+    def close(self) -> None:
+        self.stopped = True
+        self.thread.join(2)
+        self.sock.close()
 
 
 # --- Measuring -----------------------------------------------------------------------
@@ -319,6 +439,12 @@ def send_at_rate(sender: Sender, tag: str, count: int, rate: float) -> None:
         delay = target - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        sender.send(f"bench {tag} {k} {time.monotonic():.6f}")
+
+
+def send_sequentially(sender: Sender, tag: str, count: int) -> None:
+    """Saturation: each message sent as soon as the previous one is acknowledged."""
+    for k in range(count):
         sender.send(f"bench {tag} {k} {time.monotonic():.6f}")
 
 
@@ -341,17 +467,7 @@ def in_threads(run, n: int) -> None:
         raise errors[0]
 
 
-def send_burst(senders: list[Sender], tag: str, count: int) -> None:
-    """``count`` messages as fast as the senders go, spread over them (threads)."""
-
-    def run(i: int) -> None:
-        for k in range(i, count, len(senders)):
-            senders[i].send(f"bench {tag} {k} {time.monotonic():.6f}")
-
-    in_threads(run, len(senders))
-
-
-def send_round_robin(senders: dict[int, Sender], tag: str, seconds: float, threads: int = 2) -> int:
+def send_round_robin(senders: dict, tag: str, seconds: float, threads: int = 2) -> int:
     """Each thread cycles over its share of the rooms, as fast as it goes, for ``seconds``."""
     stop_at = time.monotonic() + seconds
     rooms = list(senders)
@@ -367,16 +483,24 @@ def send_round_robin(senders: dict[int, Sender], tag: str, seconds: float, threa
     return sum(sent)
 
 
-def deliveries(ctx: Context, results: list[dict], tag: str) -> dict:
-    """Latency and rate of the messages tagged ``tag``, checked against the
-    database: every stored message reaches every socket of its room once."""
+def expected_messages(kind: str, rooms: dict, tag: str) -> dict:
+    """Per room key, the texts every subscriber of that room must receive once.
+    The project and the floor: the messages stored in the database (whatever a
+    sender believed). The peer has no database: what its senders sent."""
+    prefix = f"bench {tag} "
+    if kind == "peer":
+        return {key: {t for t in sender.sent if t.startswith(prefix)} for key, sender in rooms.items()}
     from chat.models import Message
 
-    by_room: dict[int, set[str]] = {}
-    for room in {r["room"] for r in results}:
-        by_room[room] = set(
-            Message.objects.filter(room_id=room, text__startswith=f"bench {tag} ").values_list("text", flat=True)
-        )
+    return {
+        key: set(Message.objects.filter(room_id=key, text__startswith=prefix).values_list("text", flat=True))
+        for key in rooms
+    }
+
+
+def deliveries(results: list[dict], tag: str, by_room: dict) -> dict:
+    """Latency and rate of the messages tagged ``tag``; loss and duplicates
+    against ``by_room`` (see ``expected_messages``)."""
     latencies = []
     first_send = math.inf
     last_recv = 0.0
@@ -398,10 +522,9 @@ def deliveries(ctx: Context, results: list[dict], tag: str) -> dict:
         duplicates += len(seen) - len(unique)
         missing += len(expected - unique)
         extra += len(unique - expected)
-    sent = sum(len(v) for v in by_room.values())
     span = last_recv - first_send if latencies else float("nan")
     return {
-        "messages": sent,
+        "messages": sum(len(v) for v in by_room.values()),
         "deliveries": total,
         "expected": sum(len(by_room[r["room"]]) for r in results),
         "missing": missing,
@@ -418,6 +541,11 @@ def lossless(stats: dict) -> bool:
     return stats["missing"] == 0 and stats["duplicates"] == 0 and stats["unexpected"] == 0
 
 
+def mean_ms(senders, tag: str) -> float:
+    times = [t for s in senders for t in s.round_trips.get(tag, [])]
+    return sum(times) / len(times) * 1000 if times else float("nan")
+
+
 # --- Context: the database, the users, the rooms ------------------------------------
 
 
@@ -431,19 +559,14 @@ class Context:
         self.users: list = []
         self.tokens: dict[int, str] = {}
         self.room_counter = 0
-        from schema import schema
+        self.peer_skipped = peer_missing()
+        self.peer: Server | None = None  # the peer shared by the fan-out scenarios
 
-        sdl = schema.as_str()
-        self.has_send_message = "sendMessage(" in sdl
-        self.has_room_events = "roomEvents(" in sdl
-        self.has_messages = "messages(" in sdl
-
-    def room_gid(self, pk: int) -> str:
-        if not (self.has_send_message or self.has_room_events or self.has_messages):
-            return str(pk)
+    @staticmethod
+    def gid(type_name: str, pk) -> str:
         from strawberry.relay import to_base64
 
-        return to_base64("Room", pk)
+        return to_base64(type_name, pk)
 
     def ensure_users(self, n: int) -> list:
         from chat.models import User
@@ -482,85 +605,139 @@ class Context:
             )
         return room.pk
 
-    def server(self, name: str, **extra_env) -> Server:
-        return Server({**self.env, **extra_env}, self.logdir, name)
+    def make_peer_room(self, peer: Server, members: list) -> str:
+        """The same room on the peer, created through its ``createRoom`` mutation by the first member."""
+        self.room_counter += 1
+        variables = {"name": f"bench room {self.room_counter}", "memberIds": [self.gid("User", u.pk) for u in members]}
+        answer = json.loads(
+            peer.post(peer.graphql_path, {"query": CREATE_ROOM, "variables": variables}, self.tokens[members[0].pk])
+        )
+        if answer.get("errors"):
+            raise HarnessError(f"peer createRoom: {answer['errors']}")
+        return answer["data"]["createRoom"]["id"]
 
-    def kinds(self) -> list[str]:
-        return ["graphql", "baseline"] if self.has_room_events else ["baseline"]
+    def server(self, name: str, **extra_env) -> Server:
+        return daphne({**self.env, **extra_env}, self.logdir, name)
+
+    def peer_server(self, name: str) -> Server:
+        return peer_server(self.env, self.logdir, name)
+
+    def kinds(self, peer: bool = True) -> list[str]:
+        return ["graphql", "baseline"] + (["peer"] if peer and not self.peer_skipped else [])
+
+    def room_for(self, kind: str, members: list, project: Server, peer: Server | None) -> dict:
+        """A room with these members (the first sends) on the side ``kind``:
+        {"key", "gid", "path", "sender_server"}."""
+        if kind == "peer":
+            gid = self.make_peer_room(peer, members)
+            return {"key": gid, "gid": gid, "path": peer.graphql_path, "sender_server": peer}
+        pk = self.make_room(members)
+        path = "/graphql/" if kind == "graphql" else f"/bench/ws/{pk}/"
+        return {"key": pk, "gid": self.gid("Room", pk), "path": path, "sender_server": project}
 
 
 # --- Scenarios -----------------------------------------------------------------------
 
 
-def fanout_side(ctx: Context, kind: str, servers: list[Server], n: int, rate: float, rate_count: int, burst: int):
+def fanout_side(
+    ctx: Context,
+    kind: str,
+    servers: list[Server],
+    n: int,
+    rate: float,
+    rate_count: int,
+    burst: int,
+    monitor: RedisMonitor | None = None,
+):
+    """One room of ``n`` subscribers spread over ``servers``: latency at a fixed
+    rate, then a saturating sender (the next message as soon as the previous is
+    acknowledged). With ``monitor``, the Redis commands of the saturation phase."""
     users = ctx.ensure_users(n + 1)
     sender_user, subscribers = users[0], users[1:]
-    room = ctx.make_room([sender_user, *subscribers])
-    conns = [{"token": ctx.tokens[u.pk], "room": room} for u in subscribers]
+    room = ctx.room_for(kind, [sender_user, *subscribers], servers[0], servers[0])
+    conns = [
+        {"token": ctx.tokens[u.pk], "room": room["key"], "room_gid": room["gid"], "path": room["path"]}
+        for u in subscribers
+    ]
     subs = Subscribers(ctx, kind, conns, [s.port for s in servers])
+    redis = None
     try:
-        sender = Sender(ctx, servers[0], ctx.tokens[sender_user.pk], room)
-        warm = subs.warm_up({room: sender})
+        sender = Sender(room["sender_server"], ctx.tokens[sender_user.pk], room["gid"])
+        warm = subs.warm_up({room["key"]: sender})
         base = subs.count()[0]
-        send_at_rate(sender, "rate", rate_count, rate)
-        subs.drain(base + rate_count * n)
-        base = subs.count()[0]
-        burst_senders = [sender, Sender(ctx, servers[0], ctx.tokens[sender_user.pk], room)]
-        send_burst(burst_senders, "burst", burst)
+        if rate_count:
+            send_at_rate(sender, "rate", rate_count, rate)
+            subs.drain(base + rate_count * n)
+            base = subs.count()[0]
+        if monitor:
+            time.sleep(0.5)  # let the rate phase's stragglers settle out of the count
+            monitor.start()
+        send_sequentially(sender, "burst", burst)
         subs.drain(base + burst * n)
+        if monitor:
+            client, scripted = monitor.pause()
+            redis = {"events": burst, "processes": len(servers), "client": client, "scripted": scripted}
         results = subs.stop()
     finally:
         subs.kill()
-    rate_stats = deliveries(ctx, results, "rate")
-    burst_stats = deliveries(ctx, results, "burst")
-    if rate_stats["deliveries"] == 0:
+    rooms = {room["key"]: sender}
+    side = {"n": n, "warm_up_s": warm, "errors": subs.errors}
+    if rate_count:
+        side["rate"] = deliveries(results, "rate", expected_messages(kind, rooms, "rate"))
+    side["burst"] = deliveries(results, "burst", expected_messages(kind, rooms, "burst"))
+    side["burst"]["send_ms"] = mean_ms([sender], "burst")
+    if side["burst"]["deliveries"] == 0:
         raise HarnessError(f"{kind}: nothing delivered")
-    return {
-        "n": n,
-        "warm_up_s": warm,
-        "rate": rate_stats,
-        "burst": burst_stats,
-        "errors": subs.errors,
-    }
+    if redis:
+        side["redis"] = redis
+    return side
+
+
+def with_side_server(ctx: Context, kind: str, project: Server):
+    """The server a side's subscribers use: the shared daphne, or the shared peer."""
+    if kind != "peer":
+        return project
+    if ctx.peer is None:
+        ctx.peer = ctx.peer_server("shared")
+    return ctx.peer
 
 
 def scenario_fanout(ctx: Context, server: Server) -> list[dict]:
-    plans = (
-        [(20, 20, 10, 10)]
-        if ctx.quick
-        else [(100, 10, 30, 60), (1000, 1, 5, 10)]  # (N, msgs/s, messages at that rate, burst size)
-    )
+    # (N, msgs/s and messages of the latency phase, messages of the saturation phase)
+    plans = [(20, 20, 10, 10)] if ctx.quick else [(200, 10, 20, 50), (1000, 2, 6, 20)]
     if os.environ.get("BENCH_FANOUT_N"):  # e.g. BENCH_FANOUT_N=1000 to profile one size
         plans = [plan for plan in plans if str(plan[0]) in os.environ["BENCH_FANOUT_N"].split(",")]
     rows = []
     for n, rate, rate_count, burst in plans:
-        row = {"n": n, "rate_msgs_per_s": rate}
+        row = {"n": n, "rate_msgs_per_s": rate, "burst": burst}
         for kind in ctx.kinds():
-            log(f"  fan-out N={n} {kind} ...")
-            row[kind] = fanout_side(ctx, kind, [server], n, rate, rate_count, burst)
+            log(f"  fan-out N={n} {LABELS[kind]} ...")
+            row[kind] = fanout_side(ctx, kind, [with_side_server(ctx, kind, server)], n, rate, rate_count, burst)
         rows.append(row)
-        print_fanout_row(row)
+        print_fanout_row(ctx, row)
     return rows
 
 
 def scenario_rooms(ctx: Context, server: Server) -> dict:
     rooms, per_room, seconds = (5, 5, 2) if ctx.quick else (100, 10, 10)
     row = {"rooms": rooms, "per_room": per_room}
+    users = ctx.ensure_users(rooms * per_room + 1)
+    sender_user = users[0]
     for kind in ctx.kinds():
-        log(f"  many rooms {rooms}x{per_room} {kind} ...")
-        users = ctx.ensure_users(rooms * per_room + 1)
-        sender_user = users[0]
-        room_pks = [
-            ctx.make_room([sender_user, *users[1 + i * per_room : 1 + (i + 1) * per_room]]) for i in range(rooms)
+        log(f"  many rooms {rooms}x{per_room} {LABELS[kind]} ...")
+        side_server = with_side_server(ctx, kind, server)
+        made = [
+            ctx.room_for(kind, [sender_user, *users[1 + i * per_room : 1 + (i + 1) * per_room]], server, side_server)
+            for i in range(rooms)
         ]
         conns = [
-            {"token": ctx.tokens[u.pk], "room": room_pks[i]}
+            {"token": ctx.tokens[u.pk], "room": made[i]["key"], "room_gid": made[i]["gid"], "path": made[i]["path"]}
             for i in range(rooms)
             for u in users[1 + i * per_room : 1 + (i + 1) * per_room]
         ]
-        subs = Subscribers(ctx, kind, conns, [server.port])
+        subs = Subscribers(ctx, kind, conns, [side_server.port])
         try:
-            senders = {pk: Sender(ctx, server, ctx.tokens[sender_user.pk], pk) for pk in room_pks}
+            senders = {r["key"]: Sender(r["sender_server"], ctx.tokens[sender_user.pk], r["gid"]) for r in made}
             subs.warm_up(senders)
             base = subs.count()[0]
             sent = send_round_robin(senders, "rooms", seconds)
@@ -568,39 +745,40 @@ def scenario_rooms(ctx: Context, server: Server) -> dict:
             results = subs.stop()
         finally:
             subs.kill()
-        stats = deliveries(ctx, results, "rooms")
+        stats = deliveries(results, "rooms", expected_messages(kind, senders, "rooms"))
         stats["errors"] = subs.errors
         row[kind] = stats
-    print_rooms_row(row)
+    print_rooms_row(ctx, row)
     return row
 
 
 def scenario_memory(ctx: Context) -> list[dict]:
-    sizes = [50] if ctx.quick else [2000, 5000]
+    sizes = [50] if ctx.quick else [int(c) for c in os.environ.get("BENCH_MEMORY_C", "1000,2000").split(",")]
     per_room = 500
     rows = []
     for c in sizes:
         row = {"connections": c}
         users = ctx.ensure_users(c + 1)
         sender_user = users[0]
+        chunks = [users[1 + i : 1 + i + per_room] for i in range(0, c, per_room)]
         for kind in ctx.kinds():
-            log(f"  idle memory C={c} {kind} ...")
-            chunks = [users[1 + i : 1 + i + per_room] for i in range(0, c, per_room)]
-            room_pks = [ctx.make_room([sender_user, *chunk]) for chunk in chunks]
-            conns = [
-                {"token": ctx.tokens[u.pk], "room": pk}
-                for pk, chunk in zip(room_pks, chunks, strict=False)
-                for u in chunk
-            ]
-            server = ctx.server(f"memory-{kind}")
+            log(f"  idle memory C={c} {LABELS[kind]} ...")
+            # A fresh server per side: its memory before and after the sockets.
+            server = ctx.peer_server(f"memory-{c}") if kind == "peer" else ctx.server(f"memory-{kind}")
             try:
-                time.sleep(1.0)
+                made = [ctx.room_for(kind, [sender_user, *chunk], server, server) for chunk in chunks]
+                conns = [
+                    {"token": ctx.tokens[u.pk], "room": r["key"], "room_gid": r["gid"], "path": r["path"]}
+                    for r, chunk in zip(made, chunks, strict=False)
+                    for u in chunk
+                ]
+                time.sleep(0.5 if ctx.quick else 1.0)
                 before = server.rss_kb()
                 subs = Subscribers(ctx, kind, conns, [server.port], per_process=1300)
                 try:
-                    senders = {pk: Sender(ctx, server, ctx.tokens[sender_user.pk], pk) for pk in room_pks}
+                    senders = {r["key"]: Sender(server, ctx.tokens[sender_user.pk], r["gid"]) for r in made}
                     subs.warm_up(senders, timeout=180)
-                    time.sleep(2.0)
+                    time.sleep(0.5 if ctx.quick else 2.0)
                     after = server.rss_kb()
                     subs.stop()
                 finally:
@@ -613,7 +791,7 @@ def scenario_memory(ctx: Context) -> list[dict]:
                 "kb_per_conn": (after - before) / c,
             }
         rows.append(row)
-        print_memory_row(row)
+        print_memory_row(ctx, row)
     return rows
 
 
@@ -629,12 +807,11 @@ def history_sql_counts(ctx: Context, room: int, user) -> dict:
             response = client.get(f"/bench/messages/{room}/?first={first}")
             assert response.status_code == 200, response.content
         counts[f"baseline_first_{first}"] = len(plain)
-        if ctx.has_messages:
-            body = {"query": MESSAGES, "variables": {"roomId": ctx.room_gid(room), "first": first}}
-            with CaptureQueriesContext(connection) as gql:
-                response = client.post("/graphql/", json.dumps(body), content_type="application/json")
-                assert response.status_code == 200 and "errors" not in response.json(), response.content
-            counts[f"graphql_first_{first}"] = len(gql)
+        body = {"query": MESSAGES, "variables": {"roomId": ctx.gid("Room", room), "first": first}}
+        with CaptureQueriesContext(connection) as gql:
+            response = client.post("/graphql/", json.dumps(body), content_type="application/json")
+            assert response.status_code == 200 and "errors" not in response.json(), response.content
+        counts[f"graphql_first_{first}"] = len(gql)
     return counts
 
 
@@ -643,15 +820,14 @@ def scenario_history(ctx: Context, server: Server) -> dict:
     users = ctx.ensure_users(20)
     room = ctx.make_room(users[:20], history=500)
     row = {"first": 50, "threads": threads, "seconds": seconds, "sql": history_sql_counts(ctx, room, users[1])}
+    body = json.dumps({"query": MESSAGES, "variables": {"roomId": ctx.gid("Room", room), "first": 50}})
     sides = {
+        "graphql": {"method": "POST", "path": "/graphql/", "body": body},
         "baseline": {"method": "GET", "path": f"/bench/messages/{room}/?first=50", "body": None},
     }
-    if ctx.has_messages:
-        body = json.dumps({"query": MESSAGES, "variables": {"roomId": ctx.room_gid(room), "first": 50}})
-        sides = {"graphql": {"method": "POST", "path": "/graphql/", "body": body}, **sides}
     for kind, request in sides.items():
-        log(f"  history {kind} ...")
-        sender = Sender(ctx, server, ctx.tokens[users[0].pk], room)
+        log(f"  history {LABELS[kind]} ...")
+        sender = Sender(server, ctx.tokens[users[0].pk], ctx.gid("Room", room))
         stop = threading.Event()
 
         def send_slowly(sender=sender, stop=stop, kind=kind) -> None:
@@ -685,26 +861,61 @@ def scenario_history(ctx: Context, server: Server) -> dict:
             "p50_ms": pct(data["latencies"], 50) * 1000,
             "p99_ms": pct(data["latencies"], 99) * 1000,
         }
-    print_history_row(row)
+    print_history_row(ctx, row)
     return row
 
 
 def scenario_scaleout(ctx: Context) -> dict:
-    n, burst = (100, 10) if ctx.quick else (1000, 10)
+    n, burst = (100, 10) if ctx.quick else (1000, 20)
     row = {"n": n, "burst": burst}
-    for kind in ctx.kinds():
+    for kind in ctx.kinds(peer=False):  # the peer's pub/sub lives in one process
         row[kind] = {}
         for processes in (1, 2):
-            log(f"  scale-out {kind} with {processes} process(es) ...")
+            log(f"  scale-out {LABELS[kind]} with {processes} process(es) ...")
             servers = [ctx.server(f"scale{processes}-{i}") for i in range(processes)]
             try:
-                side = fanout_side(ctx, kind, servers, n, 10, 5, burst)
+                side = fanout_side(ctx, kind, servers, n, 0, 0, burst)
             finally:
                 for s in servers:
                     s.stop()
             row[kind][f"{processes}p"] = side["burst"]
-    print_scaleout_row(row)
+    print_scaleout_row(ctx, row)
     return row
+
+
+def scenario_redis(ctx: Context) -> list[dict]:
+    """Redis commands per event, over two daphne processes, at two room sizes."""
+    sizes, burst = ([20], 10) if ctx.quick else ([100, 1000], 20)
+    rows = []
+    monitor = RedisMonitor(SERVICES_REDIS)
+    try:
+        for n in sizes:
+            row = {"n": n, "burst": burst}
+            for kind in ctx.kinds(peer=False):
+                log(f"  Redis commands N={n} {LABELS[kind]} over 2 processes ...")
+                servers = [ctx.server(f"redis{n}-{i}") for i in range(2)]
+                try:
+                    side = fanout_side(ctx, kind, servers, n, 0, 0, burst, monitor=monitor)
+                finally:
+                    for s in servers:
+                        s.stop()
+                redis = side["redis"]
+                per = redis["events"] * redis["processes"]
+                row[kind] = {
+                    "loss": side["burst"],
+                    "client_per_event_process": sum(redis["client"].values()) / per,
+                    "scripted_per_event_process": sum(redis["scripted"].values()) / per,
+                    "client": {k: v / per for k, v in redis["client"].most_common()},
+                    "scripted": {k: v / per for k, v in redis["scripted"].most_common()},
+                }
+                row[kind]["total_per_event_process"] = (
+                    row[kind]["client_per_event_process"] + row[kind]["scripted_per_event_process"]
+                )
+            rows.append(row)
+            print_redis_row(ctx, row)
+    finally:
+        monitor.close()
+    return rows
 
 
 def scenario_layers(ctx: Context) -> list[dict]:
@@ -718,10 +929,10 @@ def scenario_layers(ctx: Context) -> list[dict]:
     ):
         row = {"layer": name}
         for kind in ["baseline"]:  # the layer's behaviour, without the subscription's cost on top
-            log(f"  layer {name} {kind} ...")
+            log(f"  layer {name} {LABELS[kind]} ...")
             server = ctx.server("layer", **extra)
             try:
-                row[kind] = fanout_side(ctx, kind, [server], n, 10, 5, burst)["burst"]
+                row[kind] = fanout_side(ctx, kind, [server], n, 0, 0, burst)["burst"]
             finally:
                 server.stop()
         rows.append(row)
@@ -737,6 +948,8 @@ def fmt(v) -> str:
         if math.isnan(v):
             return "-"
         return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    if v is None:
+        return "-"
     return str(v)
 
 
@@ -750,24 +963,27 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
             log("  " + "-+-".join("-" * w for w in widths))
 
 
-def verdict(key: str, value: float) -> str:
-    op, target = TARGETS[key]
+def judge(ctx: Context, key: str, value: float, where: str = "") -> str:
+    """The verdict on target ``key`` for ``value``; recorded for the summary."""
+    what, against, op, target = TARGETS[key]
+    rel = f"x {LABELS[against]}" if against else ""
     if math.isnan(value):
-        return f"{op} {target}: -"
-    ok = value >= target if op == ">=" else value <= target
-    return f"{op} {target}: {'ok' if ok else 'MISSED'}"
-
-
-def side_rows(row: dict, metrics: list[tuple[str, str, str | None]]) -> list[list]:
-    out = []
-    for label, path, target in metrics:
-        g = _dig(row.get("graphql"), path)
-        b = _dig(row.get("baseline"), path)
-        r = ratio(g, b) if g is not None and b is not None else float("nan")
-        out.append(
-            [label, g if g is not None else "-", b if b is not None else "-", r, verdict(target, r) if target else ""]
+        verdict = f"{rel} {op} {target}: -".strip()
+    else:
+        ok = value >= target if op == ">=" else value <= target
+        verdict = f"{rel} {op} {target}: {'ok' if ok else 'MISSED'}".strip()
+        ctx.verdicts.append(
+            {"target": f"{what}{where}", "want": f"{rel} {op} {target}".strip(), "value": value, "ok": ok}
         )
-    return out
+    return verdict
+
+
+def judge_loss(ctx: Context, label: str, stats: dict | None) -> None:
+    if stats is not None:
+        ok = lossless(stats)
+        ctx.verdicts.append(
+            {"target": f"zero loss and duplicates: {label}", "want": "none", "value": loss_text(stats), "ok": ok}
+        )
 
 
 def _dig(d, path: str):
@@ -778,7 +994,29 @@ def _dig(d, path: str):
     return d
 
 
-HEAD = ["metric", "graphql", "baseline", "ratio", "target"]
+def three_way(ctx: Context, row: dict, metrics: list[tuple]) -> list[list]:
+    """Rows ``metric | project | floor | peer | x floor | x peer | targets``.
+    ``metrics``: (label, path in each side, [target keys])."""
+    out = []
+    for label, path, keys in metrics:
+        values = {kind: _dig(row.get(kind), path) for kind in SIDES}
+        ratios = {kind: ratio(values["graphql"], values[kind]) for kind in ("baseline", "peer")}
+        verdicts = [judge(ctx, key, ratios[TARGETS[key][1]], f" (N={row['n']})" if "n" in row else "") for key in keys]
+        out.append(
+            [
+                label,
+                values["graphql"],
+                values["baseline"],
+                values["peer"],
+                ratios["baseline"],
+                ratios["peer"],
+                "; ".join(verdicts),
+            ]
+        )
+    return out
+
+
+HEAD = ["metric", "project", "floor", "peer", "x floor", "x peer", "target"]
 
 
 def loss_text(stats: dict | None) -> str:
@@ -791,95 +1029,154 @@ def loss_text(stats: dict | None) -> str:
     )
 
 
-def print_fanout_row(row: dict) -> None:
-    rows = side_rows(
+def loss_row(ctx: Context, label: str, row: dict, path: str | None) -> list:
+    cells = [label]
+    for kind in SIDES:
+        stats = _dig(row.get(kind), path) if path else row.get(kind)
+        cells.append(loss_text(stats))
+        if kind == "graphql":
+            judge_loss(ctx, label, stats)
+    return [*cells, "", "", ""]
+
+
+def print_fanout_row(ctx: Context, row: dict) -> None:
+    n = row["n"]
+    rate_keys = {1000: ["fanout_rate_1000_peer", "fanout_rate_1000_floor"], 200: ["fanout_rate_200_peer"]}.get(n, [])
+    rows = three_way(
+        ctx,
         row,
         [
-            (f"latency p50 ms at {row['rate_msgs_per_s']} msg/s", "rate.p50_ms", None),
-            (f"latency p99 ms at {row['rate_msgs_per_s']} msg/s", "rate.p99_ms", "fanout_p99"),
-            ("latency max ms", "rate.max_ms", None),
-            ("deliveries/s at saturation", "burst.deliveries_per_s", "fanout_rate"),
-            ("burst p99 ms", "burst.p99_ms", None),
+            (f"deliveries/s, saturating sender ({row['burst']} msgs)", "burst.deliveries_per_s", rate_keys),
+            ("  p50 ms", "burst.p50_ms", []),
+            ("  p99 ms", "burst.p99_ms", ["fanout_p99_peer"] if n in (200, 1000) else []),
+            ("  sendMessage round trip ms", "burst.send_ms", []),
+            (f"latency p50 ms at {row['rate_msgs_per_s']} msg/s", "rate.p50_ms", []),
+            (f"latency p99 ms at {row['rate_msgs_per_s']} msg/s", "rate.p99_ms", []),
         ],
     )
-    for phase in ("rate", "burst"):
-        rows.append(
-            [
-                f"loss ({phase})",
-                loss_text(_dig(row.get("graphql"), phase)),
-                loss_text(_dig(row.get("baseline"), phase)),
-                "",
-                "",
-            ]
-        )
-    table(f"Fan-out: one room, N={row['n']} subscribers", HEAD, rows)
+    rows.append(loss_row(ctx, f"loss, fan-out N={n}, fixed rate", row, "rate"))
+    rows.append(loss_row(ctx, f"loss, fan-out N={n}, saturation", row, "burst"))
+    table(f"Fan-out: one room, N={n} subscribers{peer_note(ctx)}", HEAD, rows)
 
 
-def print_rooms_row(row: dict) -> None:
-    rows = side_rows(
-        row,
-        [("deliveries/s", "deliveries_per_s", None), ("p50 ms", "p50_ms", None), ("p99 ms", "p99_ms", None)],
+def print_rooms_row(ctx: Context, row: dict) -> None:
+    rows = three_way(
+        ctx, row, [("deliveries/s", "deliveries_per_s", []), ("p50 ms", "p50_ms", []), ("p99 ms", "p99_ms", [])]
     )
-    rows.append(["loss", loss_text(row.get("graphql")), loss_text(row.get("baseline")), "", ""])
-    table(f"Many rooms: {row['rooms'] * row['per_room']} connections over {row['rooms']} rooms", HEAD, rows)
+    rows.append(loss_row(ctx, "loss, many rooms", row, None))
+    table(
+        f"Many rooms: {row['rooms'] * row['per_room']} connections over {row['rooms']} rooms{peer_note(ctx)}",
+        HEAD,
+        rows,
+    )
 
 
-def print_memory_row(row: dict) -> None:
-    rows = side_rows(
+def print_memory_row(ctx: Context, row: dict) -> None:
+    rows = three_way(
+        ctx,
         row,
         [
-            ("RSS before MB", "rss_before_mb", None),
-            ("RSS after MB", "rss_after_mb", None),
-            ("KB per connection", "kb_per_conn", "memory_per_conn"),
+            ("RSS before MB", "rss_before_mb", []),
+            ("RSS after MB", "rss_after_mb", []),
+            ("KB per subscribed socket", "kb_per_conn", ["memory_per_conn"]),
         ],
     )
-    table(f"Idle memory: C={row['connections']} subscribed connections", HEAD, rows)
+    table(f"Idle memory: C={row['connections']} subscribed sockets{peer_note(ctx)}", HEAD, rows)
 
 
-def print_history_row(row: dict) -> None:
-    rows = side_rows(
-        row,
-        [("requests/s", "rps", "history_rps"), ("p50 ms", "p50_ms", None), ("p99 ms", "p99_ms", None)],
-    )
+def print_history_row(ctx: Context, row: dict) -> None:
+    rows = []
+    for label, path, key in (
+        ("requests/s", "rps", "history_rps"),
+        ("p50 ms", "p50_ms", None),
+        ("p99 ms", "p99_ms", None),
+    ):
+        g, b = row["graphql"][path], row["baseline"][path]
+        rows.append([label, g, b, ratio(g, b), judge(ctx, key, ratio(g, b)) if key else ""])
     sql = row["sql"]
     for first in (10, 50):
         rows.append(
-            [
-                f"SQL queries, first={first}",
-                sql.get(f"graphql_first_{first}", "-"),
-                sql[f"baseline_first_{first}"],
-                "",
-                "",
-            ]
+            [f"SQL queries, first={first}", sql[f"graphql_first_{first}"], sql[f"baseline_first_{first}"], "", ""]
         )
-    table(f"History: messages(first: 50), {row['threads']} clients, a sender at 5 msg/s", HEAD, rows)
+    table(
+        f"History: messages(first: 50), {row['threads']} clients, a sender at 5 msg/s",
+        ["metric", "project", "plain view", "x view", "target"],
+        rows,
+    )
 
 
-def print_scaleout_row(row: dict) -> None:
+def print_scaleout_row(ctx: Context, row: dict) -> None:
     rows = []
     for kind in ("graphql", "baseline"):
         if kind not in row:
             continue
         one, two = row[kind]["1p"], row[kind]["2p"]
         r = ratio(two["deliveries_per_s"], one["deliveries_per_s"])
-        rows.append([kind, one["deliveries_per_s"], two["deliveries_per_s"], r, verdict("scaleout", r)])
-        rows.append([f"{kind} loss", loss_text(one), loss_text(two), "", ""])
+        rows.append(
+            [
+                LABELS[kind],
+                one["deliveries_per_s"],
+                two["deliveries_per_s"],
+                r,
+                judge(ctx, "scaleout", r, f" ({LABELS[kind]})") if kind == "graphql" else "",
+            ]
+        )
+        rows.append([f"{LABELS[kind]} loss", loss_text(one), loss_text(two), "", ""])
+        if kind == "graphql":
+            judge_loss(ctx, "scale-out, 1 process", one)
+            judge_loss(ctx, "scale-out, 2 processes", two)
     table(
-        f"Scale-out: N={row['n']} subscribers, burst of {row['burst']}",
+        f"Scale-out: N={row['n']} subscribers, saturating sender ({row['burst']} msgs); no peer (one process)",
         ["side", "1 process del/s", "2 processes del/s", "ratio", "target"],
         rows,
     )
 
 
+def print_redis_row(ctx: Context, row: dict) -> None:
+    rows = []
+    lists = []
+    for kind in ("graphql", "baseline"):
+        side = row.get(kind)
+        if side is None:
+            continue
+        total = side["total_per_event_process"]
+        verdict = judge(ctx, "redis_per_event", total, f" (N={row['n']})") if kind == "graphql" else ""
+        rows.append(
+            [LABELS[kind], total, side["client_per_event_process"], side["scripted_per_event_process"], verdict]
+        )
+        for where in ("client", "scripted"):
+            names = ", ".join(f"{name} {v:.2f}" for name, v in side[where].items()) or "none"
+            lists.append(
+                f"  {LABELS[kind]}, {'sent by clients' if where == 'client' else 'run by Lua scripts'}: {names}"
+            )
+        if kind == "graphql":
+            judge_loss(ctx, f"Redis scenario N={row['n']}", side["loss"])
+    table(
+        f"Redis commands per event per process: N={row['n']} over 2 processes, {row['burst']} events",
+        ["side", "total", "by clients", "in Lua scripts", "target"],
+        rows,
+    )
+    log("  Commands per event per process (the floor's events come from the project's sendMessage too):")
+    for line in lists:
+        log(line)
+
+
 def print_layers(rows: list[dict]) -> None:
     out = []
     for row in rows:
-        for kind in ("graphql", "baseline"):
-            if kind in row:
-                s = row[kind]
-                out.append([row["layer"], kind, s["deliveries_per_s"], s["p50_ms"], s["p99_ms"], loss_text(s)])
-    title = "Channel layers (baseline consumers): one room of 200, burst of 150"
-    table(title, ["layer", "side", "del/s", "p50 ms", "p99 ms", "loss"], out)
+        s = row["baseline"]
+        out.append([row["layer"], s["deliveries_per_s"], s["p50_ms"], s["p99_ms"], loss_text(s)])
+    title = "Channel layers (floor consumers): one room of 200, a saturating sender of 150 messages"
+    table(title, ["layer", "del/s", "p50 ms", "p99 ms", "loss"], out)
+
+
+def peer_note(ctx: Context) -> str:
+    return f" (peer skipped: {ctx.peer_skipped})" if ctx.peer_skipped else ""
+
+
+def print_verdicts(ctx: Context) -> None:
+    rows = [[v["target"], v["want"], v["value"], "ok" if v["ok"] else "MISSED"] for v in ctx.verdicts]
+    table(f"Targets, mode {ctx.mode}", ["target", "wanted", "value", "verdict"], rows)
 
 
 # --- Driving a mode --------------------------------------------------------------------
@@ -922,6 +1219,9 @@ def reset_services() -> None:
     redis.Redis.from_url(SERVICES_REDIS).flushdb()
 
 
+SERVICES_ONLY = ("scaleout", "layers", "redis")
+
+
 def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile: str | None) -> int:
     tmp = Path(os.environ["BENCH_TMP"])
     if mode == "services":
@@ -934,26 +1234,26 @@ def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile:
     call_command("migrate", verbosity=0)
     env = dict(os.environ)
     ctx = Context(mode, quick, tmp, env)
+    ctx.verdicts = []
     result = {
         "mode": mode,
         "quick": quick,
         "machine": machine(),
         "commit": commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "sender": "sendMessage mutation" if ctx.has_send_message else "bench publisher",
-        "graphql_side": ctx.has_room_events,
+        "sender": "sendMessage mutation, each message sent when the previous is acknowledged",
         "channel_layer": "in-memory" if mode == "embedded" else "RedisChannelLayer",
+        "peer": f"skipped: {ctx.peer_skipped}" if ctx.peer_skipped else "node " + node_version(),
         "presence_broadcast": os.environ.get("BENCH_PRESENCE") == "1",
-        "realtime_check_interval_s": os.environ.get("BENCH_CHECK_INTERVAL") or "project default",
         "scenarios": {},
         "broken": [],
     }
-    log(f"\n=== mode {mode} ({result['machine']}, commit {result['commit']}, sender: {result['sender']})")
-    if not ctx.has_room_events:
-        log("  (no roomEvents subscription in the schema yet: baseline side only)")
+    log(f"\n=== mode {mode} ({result['machine']}, commit {result['commit']}, peer: {result['peer']})")
     shared = None
     try:
         for name in scenarios:
+            if name in SERVICES_ONLY and mode != "services":
+                continue
             t0 = time.monotonic()
             try:
                 if name in ("fanout", "rooms", "history") and shared is None:
@@ -975,13 +1275,13 @@ def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile:
                 elif name == "history":
                     result["scenarios"]["history"] = scenario_history(ctx, shared)
                 elif name == "scaleout":
-                    if mode != "services":
-                        continue
                     result["scenarios"]["scaleout"] = scenario_scaleout(ctx)
+                elif name == "redis":
+                    result["scenarios"]["redis"] = scenario_redis(ctx)
                 elif name == "layers":
-                    if mode != "services":
-                        continue
                     result["scenarios"]["layers"] = scenario_layers(ctx)
+                else:
+                    raise HarnessError(f"unknown scenario {name!r}")
             except Exception as error:  # noqa: BLE001 - one broken scenario must not hide the others
                 traceback.print_exc()
                 result["broken"].append(f"{name}: {error}")
@@ -989,8 +1289,19 @@ def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile:
     finally:
         if shared is not None:
             shared.stop()
+        if ctx.peer is not None:
+            ctx.peer.stop()
+    print_verdicts(ctx)
+    result["targets"] = ctx.verdicts
     out_path.write_text(json.dumps(result, indent=1))
     return 1 if result["broken"] else 0
+
+
+def node_version() -> str:
+    try:
+        return subprocess.check_output([NODE, "--version"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError, TypeError):
+        return "unknown"
 
 
 # --- Summary and chart ----------------------------------------------------------------------
@@ -1007,23 +1318,15 @@ def chart(results: list[dict], path: Path) -> None:
         sc, mode = res["scenarios"], res["mode"]
         for row in sc.get("fanout", []):
             panels.append((f"{mode}: fan-out N={row['n']}\ndeliveries/s", row, "burst.deliveries_per_s"))
-            panels.append((f"{mode}: fan-out N={row['n']}\np99 ms at fixed rate", row, "rate.p99_ms"))
+            panels.append((f"{mode}: fan-out N={row['n']}\np99 ms at saturation", row, "burst.p99_ms"))
         if "rooms" in sc:
             panels.append((f"{mode}: many rooms\ndeliveries/s", sc["rooms"], "deliveries_per_s"))
         for row in sc.get("memory", []):
-            panels.append((f"{mode}: idle C={row['connections']}\nKB per connection", row, "kb_per_conn"))
+            panels.append((f"{mode}: idle C={row['connections']}\nKB per socket", row, "kb_per_conn"))
         if "history" in sc:
             panels.append((f"{mode}: history\nrequests/s", sc["history"], "rps"))
-        if "scaleout" in sc:
-            for kind in ("graphql", "baseline"):
-                if kind in sc["scaleout"]:
-                    panels.append(
-                        (
-                            f"{mode}: scale-out {kind}\ndeliveries/s",
-                            {"1 proc": sc["scaleout"][kind]["1p"], "2 procs": sc["scaleout"][kind]["2p"]},
-                            "deliveries_per_s",
-                        )
-                    )
+        for row in sc.get("redis", []):
+            panels.append((f"{mode}: Redis N={row['n']}\ncommands/event/process", row, "total_per_event_process"))
     if not panels:
         return
     cols = 4
@@ -1032,13 +1335,13 @@ def chart(results: list[dict], path: Path) -> None:
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (title, row, metric) in zip(axes.flat, panels, strict=False):
-        labels = [k for k in ("graphql", "baseline", "1 proc", "2 procs") if k in row]
-        values = [_dig(row[k], metric) or 0 for k in labels]
-        ax.bar(labels, values, color=["#4c72b0", "#999999", "#55a868", "#c44e52"][: len(labels)])
+        kinds = [k for k in SIDES if isinstance(row.get(k), dict)]
+        values = [_dig(row[k], metric) or 0 for k in kinds]
+        ax.bar([LABELS[k] for k in kinds], values, color=["#4c72b0", "#999999", "#55a868"][: len(kinds)])
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
     stamp = f"{results[0]['machine']} · commit {results[0]['commit']}"
-    fig.suptitle(f"Chat backend vs bare Channels floor ({stamp})", fontsize=10)
+    fig.suptitle(f"Chat backend vs bare Channels floor and Node peer ({stamp})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -1048,12 +1351,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--modes", default=None, help="embedded,services (quick: embedded)")
-    parser.add_argument("--scenarios", default=None, help="fanout,rooms,memory,history,scaleout,layers")
+    parser.add_argument("--scenarios", default=None, help="fanout,rooms,memory,history,scaleout,redis,layers")
     parser.add_argument("--profile", default=None, help="cProfile the server during fan-out; name of the output")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    all_scenarios = ["fanout", "rooms", "memory", "history", "scaleout"] + ([] if args.quick else ["layers"])
+    all_scenarios = ["fanout", "rooms", "memory", "history", "scaleout", "redis"] + ([] if args.quick else ["layers"])
     scenarios = args.scenarios.split(",") if args.scenarios else all_scenarios
     if args.child:
         return child(args.child, args.quick, scenarios, Path(args.out), args.profile)
@@ -1087,9 +1390,8 @@ def main() -> int:
         json_path.write_text(json.dumps(results, indent=1))
         (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
         chart(results, RESULTS / f"bench-{stamp}.png")
-        shutil.copyfile(RESULTS / f"bench-{stamp}.png", RESULTS / "latest.png") if (
-            RESULTS / f"bench-{stamp}.png"
-        ).exists() else None
+        if (RESULTS / f"bench-{stamp}.png").exists():
+            shutil.copyfile(RESULTS / f"bench-{stamp}.png", RESULTS / "latest.png")
         log(f"\nresults: {json_path.relative_to(ROOT)} and .png ({time.monotonic() - started:.0f} s)")
     for res in results:
         for broken in res["broken"]:

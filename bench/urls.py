@@ -7,7 +7,6 @@ from bench import views
 
 urlpatterns = [
     path("bench/messages/<int:room_id>/", views.messages_page),
-    path("bench/publish/<int:room_id>/", views.publish_message),
     path("bench/profile/", views.profile),
     *project_urlpatterns,
 ]

@@ -1,5 +1,5 @@
-"""Bench-only HTTP views: the plain history floor, the bench publisher and a
-profiler switch. Mounted by ``bench.urls`` only, never by the project."""
+"""Bench-only HTTP views: the plain history floor and a profiler switch.
+Mounted by ``bench.urls`` only, never by the project."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import json
 import pstats
 import threading
 
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import access, events, tokens
+from chat import access, tokens
 from chat.errors import ChatError
-from chat.models import Event, Message
+from chat.models import Message
 
 
 def _caller(request):
@@ -39,25 +38,6 @@ def messages_page(request, room_id: int):
         .values("id", "text", "created_at", "edited_at", "deleted_at", "sender_id", "sender__username")[: first + 1]
     )
     return JsonResponse({"messages": rows[:first], "has_next_page": len(rows) > first})
-
-
-@csrf_exempt
-@require_POST
-def publish_message(request, room_id: int):
-    """Bench publisher, used when the real ``sendMessage`` is not there: writes a
-    message and its ``MessageAdded`` event the way a service does (room lock,
-    event row, publish on commit)."""
-    try:
-        user = _caller(request)
-        access.access_room(user, room_id, member=True)
-    except ChatError as error:
-        return JsonResponse({"error": error.code}, status=403)
-    text = json.loads(request.body)["text"]
-    with transaction.atomic():
-        room = events.lock_room(room_id)
-        message = Message.objects.create(room=room, sender=user, text=text)
-        events.record_event(room, Event.Kind.MESSAGE_ADDED, {"message": events.message_snapshot(message)}, user)
-    return JsonResponse({"id": message.pk})
 
 
 _profiler: dict = {}
