@@ -18,9 +18,8 @@ from bench.consumers import BaselineConsumer
 if os.environ.get("BENCH_PRESENCE", "0") != "1":
     # Presence is published when a user's first socket opens, to every room they
     # belong to: a thousand members connecting to one room make a million
-    # PresenceChanged deliveries before the first message (O(N^2), see
-    # /tmp/notes/issue-8.md). The message scenarios switch that broadcast off;
-    # BENCH_PRESENCE=1 keeps it.
+    # PresenceChanged deliveries before the first message (O(N^2)). The message
+    # scenarios switch that broadcast off; BENCH_PRESENCE=1 keeps it.
     from chat.services import presence
 
     presence._publish_presence = lambda user, online: None

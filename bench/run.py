@@ -1164,7 +1164,15 @@ def print_redis_row(ctx: Context, row: dict) -> None:
         total = side["total_per_event_process"]
         verdict = judge(ctx, "redis_per_event", total, f" (N={row['n']})") if kind == "graphql" else ""
         rows.append(
-            [LABELS[kind], total, side["client_per_event_process"], side["scripted_per_event_process"], verdict]
+            [
+                LABELS[kind],
+                total,
+                side["client_per_event_process"],
+                side["scripted_per_event_process"],
+                side["seconds"],
+                side["commands_per_s"],
+                verdict,
+            ]
         )
         for where in ("client", "scripted"):
             names = ", ".join(f"{name} {v:.2f}" for name, v in side[where].items()) or "none"

@@ -27,8 +27,7 @@ LOGGING = {
 GRAPHQL_SHARED_EVENT_RESULTS = os.environ.get("BENCH_SHARED_EVENTS", "1") != "0"
 
 # BENCH_CHECK_INTERVAL overrides the realtime engine's periodic repair check
-# (REALTIME_CHECK_INTERVAL). It ran per subscription until eabcd91 (two queries
-# each every 5 s: ~400 queries/s at 1000 idle subscribers); it is per process now.
+# (REALTIME_CHECK_INTERVAL), to see what the check costs under load.
 if os.environ.get("BENCH_CHECK_INTERVAL"):
     REALTIME_CHECK_INTERVAL = float(os.environ["BENCH_CHECK_INTERVAL"])
 
