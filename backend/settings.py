@@ -232,14 +232,26 @@ PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client
 # address for anonymous callers). Cache-backed, so they hold across processes.
+# Every write that fans out to a room has one (chat.ratelimit.throttle): each
+# costs a frame on every member's socket, so one looping account costs everyone.
 RATE_LIMITS = {
     "register": (env_int("RATE_LIMIT_REGISTER", 10), 3600),
     "send_message": (env_int("RATE_LIMIT_SEND_MESSAGE", 30), 10),
     "set_typing": (env_int("RATE_LIMIT_SET_TYPING", 20), 10),
     "upload": (env_int("RATE_LIMIT_UPLOAD", 20), 60),
     "create_room": (env_int("RATE_LIMIT_CREATE_ROOM", 10), 60),
+    "edit_message": (env_int("RATE_LIMIT_EDIT_MESSAGE", 20), 60),
+    "delete_message": (env_int("RATE_LIMIT_DELETE_MESSAGE", 30), 60),
+    # joinRoom, leaveRoom and joinByInvite share one budget: a join/leave loop counts twice per cycle.
+    "membership": (env_int("RATE_LIMIT_MEMBERSHIP", 10), 60),
+    # Room management by owners, admins and staff: updateRoom, deleteRoom, addMember,
+    # removeMember, setMemberRole, bans, mutes, slow mode.
+    "manage_room": (env_int("RATE_LIMIT_MANAGE_ROOM", 30), 60),
+    "mark_read": (env_int("RATE_LIMIT_MARK_READ", 60), 60),
     "reaction": (env_int("RATE_LIMIT_REACTION", 30), 10),
     "pin": (env_int("RATE_LIMIT_PIN", 20), 60),
+    "invite": (env_int("RATE_LIMIT_INVITE", 10), 60),
+    "report": (env_int("RATE_LIMIT_REPORT", 10), 3600),
 }
 
 # --- Files --------------------------------------------------------------------------
