@@ -211,10 +211,17 @@ JWT_ALGORITHM = "HS256"
 JWT_ISSUER = os.environ.get("JWT_ISSUER", "chat-backend")
 JWT_EXPIRATION = timedelta(seconds=env_int("JWT_EXPIRATION", 300))
 JWT_REFRESH_EXPIRATION = timedelta(seconds=env_int("JWT_REFRESH_EXPIRATION", 7 * 24 * 3600))
+# Failed log-ins per name tried (username or email) and client address.
 LOGIN_THROTTLE_ATTEMPTS = env_int("LOGIN_THROTTLE_ATTEMPTS", 5)
 LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 300)
 # Failed log-ins per client address (higher: many people may share one address behind NAT).
 LOGIN_THROTTLE_ADDRESS_ATTEMPTS = env_int("LOGIN_THROTTLE_ADDRESS_ATTEMPTS", 20)
+# An account is never locked; past this many failures from all addresses in the
+# window, each attempt at it waits LOGIN_SLOWDOWN_STEP seconds more per failure,
+# at most LOGIN_SLOWDOWN_MAX.
+LOGIN_SLOWDOWN_AFTER = env_int("LOGIN_SLOWDOWN_AFTER", 10)
+LOGIN_SLOWDOWN_STEP = float(os.environ.get("LOGIN_SLOWDOWN_STEP", "0.2"))
+LOGIN_SLOWDOWN_MAX = float(os.environ.get("LOGIN_SLOWDOWN_MAX", "2"))
 
 # --- Chat limits --------------------------------------------------------------------
 MAX_USERS_IN_ROOM = env_int("MAX_USERS_IN_ROOM", 1000)

@@ -51,6 +51,24 @@ def throttle(action: str, actor) -> None:
     hit(f"{action}:{actor.pk}", limit, window)
 
 
+def count(key: str, window: int, add: int = 0) -> int:
+    """The number counted under ``key`` in the current window, after adding ``add``
+    (a counter that never refuses, for callers that scale a response with it)."""
+    cache_key, _ = _window(key, window)
+    try:
+        if not add:
+            return cache.get(cache_key) or 0
+        cache.add(cache_key, 0, timeout=window + 1)
+        try:
+            return cache.incr(cache_key, add)
+        except ValueError:  # expired between add and incr
+            cache.set(cache_key, add, timeout=window + 1)
+            return add
+    except Exception:  # noqa: BLE001 - see _unavailable
+        _unavailable(key)
+        return 0
+
+
 def check(key: str, limit: int, window: int) -> None:
     """Raise ``RateLimited`` if ``key`` is already over ``limit``, without counting."""
     cache_key, retry_after = _window(key, window)
