@@ -1,10 +1,45 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from chat.errors import ChatError
+from chat.errors import ChatError, RateLimited
 from chat.models import Attachment, Event, Membership, Message, RefreshToken, Room, User
+from chat.services import accounts
 from chat.services.messages import send_message
+
+
+class ThrottledAdminLoginForm(AdminAuthenticationForm):
+    """The admin's log-in, under the same throttle as ``tokenAuth`` (per name and
+    address, per address; failures shared with the API, since it is the same
+    password). Only the gentle per-account slow-down is left out: the admin is a
+    synchronous view, and a sleep there would hold the thread every synchronous
+    request of the process shares."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is None or not password:
+            return self.cleaned_data
+        address = self.request.META.get("REMOTE_ADDR") if self.request is not None else None
+        user = accounts.find_account(username.strip())
+        try:
+            ok = accounts.check_password_throttled(user, username.strip(), password, address)
+        except RateLimited as refused:
+            raise forms.ValidationError(
+                "Too many failed log-ins. Try again in %(seconds)s seconds.",
+                code="throttled",
+                params={"seconds": refused.retry_after},
+            ) from None
+        if not ok:
+            raise self.get_invalid_login_error()
+        user.backend = "django.contrib.auth.backends.ModelBackend"
+        self.user_cache = user
+        self.confirm_login_allowed(user)
+        return self.cleaned_data
+
+
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 @admin.register(User)

@@ -224,7 +224,8 @@ def register_user(
         raise
 
 
-def _find_account(identifier: str) -> User | None:
+def find_account(identifier: str) -> User | None:
+    """The account a log-in names: a username (any case), else an email address."""
     user = User.objects.filter(username__iexact=identifier).first()
     if user is None and "@" in identifier:
         user = User.objects.filter(email__iexact=identifier).first()
@@ -241,7 +242,7 @@ def obtain_tokens(
     """
     identifier = _clean_text(username)
     _raise_if({"username": [REQUIRED] if not identifier else [], "password": [REQUIRED] if not password else []})
-    user = _find_account(identifier)
+    user = find_account(identifier)
     if not check_password_throttled(user, identifier, password, client_address):
         raise BadUserInput(BAD_CREDENTIALS)
     return tokens.issue_tokens(user)
