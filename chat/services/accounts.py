@@ -295,8 +295,7 @@ def change_password(
     _raise_if({"newPassword": _password_errors(new_password, actor)})
     with transaction.atomic():
         actor.set_password(new_password)
-        actor.save(update_fields=["password"])
-        tokens.revoke_all_tokens(actor)
+        actor.save(update_fields=["password"])  # ends every token (User.save)
         return tokens.issue_tokens(actor)
 
 
