@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from chat import tokens
-from chat.models import RefreshToken, User
+from chat.models import Event, Membership, Message, RefreshToken, User
+from chat.services import messages, rooms
 from tests.clients import WSClient
 
 PASSWORD = "correct horse battery"
@@ -175,3 +176,124 @@ def test_other_admin_changes_keep_tokens(boss, alice, gql):
     response = staff_client(boss).post(f"/admin/chat/user/{alice.pk}/change/", user_form(alice, bio="hello"))
     assert response.status_code == 302
     assert gql(ME, token=token) == {"data": {"me": {"username": "alice"}}}
+
+
+# --- Admin changes to messages, rooms and memberships take the write path -----------------
+
+
+@pytest.fixture
+def lobby(make_user, boss):
+    owner, member = make_user("olga"), make_user("mia")
+    room = rooms.create_room(owner, "Lobby", topic="Say hi", member_ids=[member.pk])
+    message = messages.send_message(member, room.pk, "hello lobby")
+    return room, owner, member, message
+
+
+def events_of(room) -> list[str]:
+    return list(Event.objects.filter(room=room).order_by("seq").values_list("kind", flat=True))
+
+
+def message_form(message, **changes) -> dict:
+    data = {"room": message.room_id, "sender": message.sender_id, "text": message.text, "client_id": ""}
+    data.update({"attachments-TOTAL_FORMS": "0", "attachments-INITIAL_FORMS": "0"})
+    data.update(changes)
+    return data
+
+
+class TestAdminMessages:
+    def test_an_edit_in_the_admin_changes_nothing(self, boss, lobby):
+        room, _, _, message = lobby
+        before = Message.objects.values().get(pk=message.pk)
+        kinds = events_of(room)
+        response = staff_client(boss).post(
+            f"/admin/chat/message/{message.pk}/change/", message_form(message, text="rewritten by staff")
+        )
+        assert response.status_code == 302
+        assert Message.objects.values().get(pk=message.pk) == before  # text, edited_at, created_at to the microsecond
+        assert events_of(room) == kinds
+
+    def test_the_change_page_shows_every_field_read_only(self, boss, lobby):
+        _, _, _, message = lobby
+        page = staff_client(boss).get(f"/admin/chat/message/{message.pk}/change/").content.decode()
+        assert 'name="text"' not in page and 'name="created_at' not in page
+
+    @pytest.mark.parametrize("how", ["delete page", "bulk action"])
+    def test_deleting_in_the_admin_is_the_soft_delete_with_its_event(self, boss, lobby, how):
+        room, _, _, message = lobby
+        client = staff_client(boss)
+        if how == "delete page":
+            response = client.post(f"/admin/chat/message/{message.pk}/delete/", {"post": "yes"})
+        else:
+            response = client.post(
+                "/admin/chat/message/", {"action": "delete_selected", "_selected_action": [message.pk], "post": "yes"}
+            )
+        assert response.status_code == 302
+        message.refresh_from_db()
+        assert (message.text, message.deleted_at is not None) == ("", True)
+        assert events_of(room)[-1] == Event.Kind.MESSAGE_DELETED
+        deleted = Event.objects.filter(room=room).order_by("seq").last()
+        assert deleted.actor_id == boss.pk
+
+
+class TestAdminRooms:
+    def test_a_rename_goes_through_update_room(self, boss, lobby):
+        room, *_ = lobby
+        response = staff_client(boss).post(
+            f"/admin/chat/room/{room.pk}/change/", {"name": "Hall", "topic": "Say hi", **NO_INLINE_CHANGES}
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
+        room.refresh_from_db()
+        assert room.name == "Hall"
+        assert events_of(room)[-1] == Event.Kind.ROOM_UPDATED
+
+    def test_a_bad_name_is_refused_and_changes_nothing(self, boss, lobby):
+        room, *_ = lobby
+        kinds = events_of(room)
+        response = staff_client(boss).post(
+            f"/admin/chat/room/{room.pk}/change/", {"name": "   ", "topic": "Say hi", **NO_INLINE_CHANGES}
+        )
+        assert response.status_code == 200
+        room.refresh_from_db()
+        assert room.name == "Lobby" and events_of(room) == kinds
+
+    def test_deleting_a_room_is_the_soft_delete_with_its_event(self, boss, lobby):
+        room, *_ = lobby
+        response = staff_client(boss).post(f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"})
+        assert response.status_code == 302
+        room.refresh_from_db()
+        assert room.deleted_at is not None
+        assert events_of(room)[-1] == Event.Kind.ROOM_DELETED
+
+    def test_rooms_are_not_added_in_the_admin(self, boss):
+        assert staff_client(boss).get("/admin/chat/room/add/").status_code == 403
+
+
+NO_INLINE_CHANGES = {"memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+
+
+class TestAdminMemberships:
+    def test_a_role_change_in_the_admin_changes_nothing(self, boss, lobby):
+        room, _, member, _ = lobby
+        membership = Membership.objects.get(room=room, user=member)
+        kinds = events_of(room)
+        staff_client(boss).post(f"/admin/chat/membership/{membership.pk}/change/", {"role": "owner"})
+        membership.refresh_from_db()
+        assert membership.role == Membership.Role.MEMBER and events_of(room) == kinds
+
+    def test_deleting_a_membership_removes_the_member_with_its_event(self, boss, lobby):
+        room, _, member, _ = lobby
+        membership = Membership.objects.get(room=room, user=member)
+        response = staff_client(boss).post(f"/admin/chat/membership/{membership.pk}/delete/", {"post": "yes"})
+        assert response.status_code == 302
+        assert not Membership.objects.filter(room=room, user=member).exists()
+        last = Event.objects.filter(room=room).order_by("seq").last()
+        assert (last.kind, last.payload["reason"]) == (Event.Kind.MEMBER_LEFT, "removed")
+
+    def test_the_owner_cannot_be_removed_in_the_admin(self, boss, lobby):
+        room, owner, _, _ = lobby
+        membership = Membership.objects.get(room=room, user=owner)
+        staff_client(boss).post(f"/admin/chat/membership/{membership.pk}/delete/", {"post": "yes"})
+        assert Membership.objects.filter(pk=membership.pk, role=Membership.Role.OWNER).exists()
+
+    def test_memberships_are_not_added_in_the_admin(self, boss):
+        assert staff_client(boss).get("/admin/chat/membership/add/").status_code == 403
