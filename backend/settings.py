@@ -267,6 +267,14 @@ MEDIA_URL = "/media/"  # never served publicly: downloads go through chat.views
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 MAX_FILES_PER_MESSAGE = env_int("MAX_FILES_PER_MESSAGE", 10)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+# Images are decoded to make their thumbnail. JPEG decodes at up to 1/8 scale;
+# other formats decode whole, holding width x height x 4 bytes: this bounds that
+# (16 MP: 64 MiB), and at most IMAGE_DECODE_CONCURRENCY decodes run at once per
+# process; an upload waits IMAGE_DECODE_WAIT seconds for its turn, then answers
+# SERVICE_UNAVAILABLE.
+IMAGE_DECODE_MAX_PIXELS = env_int("IMAGE_DECODE_MAX_PIXELS", 16_000_000)
+IMAGE_DECODE_CONCURRENCY = env_int("IMAGE_DECODE_CONCURRENCY", 2)
+IMAGE_DECODE_WAIT = float(os.environ.get("IMAGE_DECODE_WAIT", "10"))
 UPLOAD_ALLOWED_TYPES = env_list(
     "UPLOAD_ALLOWED_TYPES",
     ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain", "application/zip"],
