@@ -44,7 +44,14 @@ def test_defaults_cover_every_fan_out_write(settings):
         assert limit > 0 and window > 0, action
 
 
-def test_forty_quick_edits_are_refused_past_the_limit(gql, world: World):
+@pytest.fixture
+def one_window(settings):
+    """The default limits in a window this test cannot cross (fixed windows restart
+    on the clock; a loaded machine may run a burst across a boundary)."""
+    settings.RATE_LIMITS = {action: (limit, 10**6) for action, (limit, _) in settings.RATE_LIMITS.items()}
+
+
+def test_forty_quick_edits_are_refused_past_the_limit(gql, world: World, one_window):
     """The attack that was seen: 40 editMessage calls in a burst, none refused."""
     message_id = gid("Message", world.message.pk)
     answers = [gql(EDIT_MESSAGE, {"id": message_id, "text": f"edit {i}"}, user=world.member) for i in range(40)]
@@ -57,7 +64,7 @@ def test_forty_quick_edits_are_refused_past_the_limit(gql, world: World):
     assert Event.objects.filter(kind=Event.Kind.MESSAGE_EDITED).count() == 20
 
 
-def test_join_leave_cycles_are_refused_past_the_limit(gql, world: World):
+def test_join_leave_cycles_are_refused_past_the_limit(gql, world: World, one_window):
     """The other one: 15 leave/join cycles in a burst."""
     room_id = gid("Room", world.public.pk)
     codes = []
@@ -83,7 +90,7 @@ def test_join_leave_cycles_are_refused_past_the_limit(gql, world: World):
     ],
 )
 def test_a_refused_write_changes_nothing(gql, world: World, settings, action, query, variables, role):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, action: (1, 60)}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, action: (1, 10**6)}
     user = world.user(role)
 
     def call(n: int, message_pk: int) -> dict:
@@ -103,7 +110,7 @@ def test_a_refused_write_changes_nothing(gql, world: World, settings, action, qu
 
 
 def test_limits_are_per_user(gql, world: World, settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "edit_message": (1, 60)}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "edit_message": (1, 10**6)}
     assert "errors" not in gql(EDIT_MESSAGE, {"id": gid("Message", world.message.pk), "text": "a"}, user=world.member)
     mine = gql(EDIT_MESSAGE, {"id": gid("Message", world.owner_message.pk), "text": "b"}, user=world.owner)
     assert "errors" not in mine, mine
