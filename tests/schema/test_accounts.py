@@ -162,6 +162,11 @@ class TestRegister:
 
 
 class TestTokenAuth:
+    @pytest.fixture(autouse=True)
+    def _one_window(self, settings):
+        # Fixed windows restart on the clock: keep each throttle test inside one.
+        settings.LOGIN_THROTTLE_WINDOW = 10**6
+
     def test_log_in_by_username_case_insensitively(self, gql, alice):
         data = login(gql, "ALICE")["data"]["tokenAuth"]
         assert data["user"] == {
@@ -225,7 +230,6 @@ class TestTokenAuth:
 
     def test_someone_elses_failures_never_refuse_the_right_password(self, alice, settings):
         """Wrong passwords from another address, however many, do not lock the owner out."""
-        settings.LOGIN_THROTTLE_WINDOW = 10**6  # fixed windows: keep this test inside one
         attacker, owner = from_address("203.0.113.66"), from_address("198.51.100.7")
         settings.LOGIN_SLOWDOWN_MAX = 0.1
         for _ in range(settings.LOGIN_THROTTLE_ADDRESS_ATTEMPTS + 5):
@@ -236,7 +240,6 @@ class TestTokenAuth:
 
     def test_a_registered_email_answers_like_an_unknown_one(self, gql, alice, settings):
         """While one name is refused, its account's email and an unknown email answer alike."""
-        settings.LOGIN_THROTTLE_WINDOW = 10**6  # fixed windows: keep this test inside one
         settings.LOGIN_THROTTLE_ATTEMPTS = 2
         for _ in range(2):
             assert code(login(gql, "alice", "wrong")) == "BAD_USER_INPUT"
@@ -247,7 +250,6 @@ class TestTokenAuth:
             assert answers[0]["errors"][0]["message"] == "Please enter valid credentials."
 
     def test_failures_from_everywhere_slow_the_account_gently(self, alice, settings):
-        settings.LOGIN_THROTTLE_WINDOW = 10**6  # fixed windows: keep this test inside one
         settings.LOGIN_SLOWDOWN_AFTER = 2
         settings.LOGIN_SLOWDOWN_STEP = 0.4
         settings.LOGIN_SLOWDOWN_MAX = 0.8
