@@ -30,4 +30,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 
 # Migrations run once, before the replicas start: docker-compose's `migrate`
 # service (elsewhere: `python manage.py migrate --noinput` as a one-off job).
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "backend.asgi:application"]
+# The client address comes from nginx's X-Real-IP (deploy/nginx.conf), which nginx
+# sets from the connection; port 8000 must be reachable only through nginx, since
+# anyone who reaches daphne directly could set that header.
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "--proxy-headers-host", "X-Real-IP", "backend.asgi:application"]

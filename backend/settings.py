@@ -211,10 +211,17 @@ JWT_ALGORITHM = "HS256"
 JWT_ISSUER = os.environ.get("JWT_ISSUER", "chat-backend")
 JWT_EXPIRATION = timedelta(seconds=env_int("JWT_EXPIRATION", 300))
 JWT_REFRESH_EXPIRATION = timedelta(seconds=env_int("JWT_REFRESH_EXPIRATION", 7 * 24 * 3600))
+# Failed log-ins per name tried (username or email) and client address.
 LOGIN_THROTTLE_ATTEMPTS = env_int("LOGIN_THROTTLE_ATTEMPTS", 5)
 LOGIN_THROTTLE_WINDOW = env_int("LOGIN_THROTTLE_WINDOW", 300)
 # Failed log-ins per client address (higher: many people may share one address behind NAT).
 LOGIN_THROTTLE_ADDRESS_ATTEMPTS = env_int("LOGIN_THROTTLE_ADDRESS_ATTEMPTS", 20)
+# An account is never locked; past this many failures from all addresses in the
+# window, each attempt at it waits LOGIN_SLOWDOWN_STEP seconds more per failure,
+# at most LOGIN_SLOWDOWN_MAX.
+LOGIN_SLOWDOWN_AFTER = env_int("LOGIN_SLOWDOWN_AFTER", 10)
+LOGIN_SLOWDOWN_STEP = float(os.environ.get("LOGIN_SLOWDOWN_STEP", "0.2"))
+LOGIN_SLOWDOWN_MAX = float(os.environ.get("LOGIN_SLOWDOWN_MAX", "2"))
 
 # --- Chat limits --------------------------------------------------------------------
 MAX_USERS_IN_ROOM = env_int("MAX_USERS_IN_ROOM", 1000)
@@ -232,14 +239,26 @@ PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client
 # address for anonymous callers). Cache-backed, so they hold across processes.
+# Every write that fans out to a room has one (chat.ratelimit.throttle): each
+# costs a frame on every member's socket, so one looping account costs everyone.
 RATE_LIMITS = {
     "register": (env_int("RATE_LIMIT_REGISTER", 10), 3600),
     "send_message": (env_int("RATE_LIMIT_SEND_MESSAGE", 30), 10),
     "set_typing": (env_int("RATE_LIMIT_SET_TYPING", 20), 10),
     "upload": (env_int("RATE_LIMIT_UPLOAD", 20), 60),
     "create_room": (env_int("RATE_LIMIT_CREATE_ROOM", 10), 60),
+    "edit_message": (env_int("RATE_LIMIT_EDIT_MESSAGE", 20), 60),
+    "delete_message": (env_int("RATE_LIMIT_DELETE_MESSAGE", 30), 60),
+    # joinRoom, leaveRoom and joinByInvite share one budget: a join/leave loop counts twice per cycle.
+    "membership": (env_int("RATE_LIMIT_MEMBERSHIP", 10), 60),
+    # Room management by owners, admins and staff: updateRoom, deleteRoom, addMember,
+    # removeMember, setMemberRole, bans, mutes, slow mode.
+    "manage_room": (env_int("RATE_LIMIT_MANAGE_ROOM", 30), 60),
+    "mark_read": (env_int("RATE_LIMIT_MARK_READ", 60), 60),
     "reaction": (env_int("RATE_LIMIT_REACTION", 30), 10),
     "pin": (env_int("RATE_LIMIT_PIN", 20), 60),
+    "invite": (env_int("RATE_LIMIT_INVITE", 10), 60),
+    "report": (env_int("RATE_LIMIT_REPORT", 10), 3600),
 }
 
 # --- Files --------------------------------------------------------------------------
@@ -248,6 +267,14 @@ MEDIA_URL = "/media/"  # never served publicly: downloads go through chat.views
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 MAX_FILES_PER_MESSAGE = env_int("MAX_FILES_PER_MESSAGE", 10)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000)
+# Images are decoded to make their thumbnail. JPEG decodes at up to 1/8 scale;
+# other formats decode whole, holding width x height x 4 bytes: this bounds that
+# (16 MP: 64 MiB), and at most IMAGE_DECODE_CONCURRENCY decodes run at once per
+# process; an upload waits IMAGE_DECODE_WAIT seconds for its turn, then answers
+# SERVICE_UNAVAILABLE.
+IMAGE_DECODE_MAX_PIXELS = env_int("IMAGE_DECODE_MAX_PIXELS", 16_000_000)
+IMAGE_DECODE_CONCURRENCY = env_int("IMAGE_DECODE_CONCURRENCY", 2)
+IMAGE_DECODE_WAIT = float(os.environ.get("IMAGE_DECODE_WAIT", "10"))
 UPLOAD_ALLOWED_TYPES = env_list(
     "UPLOAD_ALLOWED_TYPES",
     ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain", "application/zip"],

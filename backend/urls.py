@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.urls import path, re_path
-from django.views.generic import TemplateView
 
-from chat import views
+from chat import views, web_session
 from schema import schema
 from schema.views import GraphQLView
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="chat/index.html"), name="web-chat"),
+    path("", web_session.WebChatView.as_view(), name="web-chat"),
+    path("web/session/", web_session.keep_refresh_token),
+    path("web/session/refresh/", web_session.refresh),
+    path("web/session/logout/", web_session.log_out),
     path("graphql/", GraphQLView.as_view(schema=schema)),
     path("graphql", GraphQLView.as_view(schema=schema)),
     path("healthz", views.healthz),

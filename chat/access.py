@@ -120,11 +120,21 @@ def users_visible_to(user: User) -> QuerySet[User]:
     return User.objects.filter(is_active=True)
 
 
+def listed_memberships() -> QuerySet[Membership]:
+    """Memberships that member lists and member counts show: those of active users.
+
+    A deactivated account keeps its memberships (reactivating it gives its rooms
+    back) but, like everywhere else users appear, it is not shown; listing it would
+    name a user that ``users_visible_to`` hides.
+    """
+    return Membership.objects.filter(user__is_active=True)
+
+
 def memberships_visible_to(user: User) -> QuerySet[Membership]:
-    """Memberships (member lists) of the rooms the user may see."""
+    """Listed memberships (member lists) of the rooms the user may see."""
     if not user.is_authenticated:
         return Membership.objects.none()
-    return Membership.objects.filter(room__in=rooms_visible_to(user).values("pk"))
+    return listed_memberships().filter(room__in=rooms_visible_to(user).values("pk"))
 
 
 def access_message_as_member(user: User, message_id) -> tuple[Message, Membership]:

@@ -4,7 +4,8 @@ Nothing the client says about a file is trusted: the type is sniffed from the
 content (magic numbers via ``filetype``, then a strict UTF-8 check for plain
 text), the name is reduced to a harmless display name whose extension matches
 the sniffed type, and images are parsed by Pillow, bounded in pixels before
-anything is decoded, verified, and re-encoded into a small thumbnail.
+anything is decoded, verified, and re-encoded into a small thumbnail without a
+full-size copy, a bounded number at a time.
 
 These functions only inspect; ``chat.services.attachments`` decides and stores.
 """
@@ -15,6 +16,7 @@ import codecs
 import io
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 import filetype
 from django.conf import settings
 from django.core.files.storage import default_storage
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from chat.errors import BadUserInput, PayloadTooLarge, UnsupportedMediaType
+from chat.errors import BadUserInput, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +158,37 @@ def sanitize_name(raw_name: str | None, content_type: str) -> tuple[str, str]:
     return f"{stem}.{extension}", extension
 
 
+# At most IMAGE_DECODE_CONCURRENCY images decode at once in this process: each
+# decode holds up to IMAGE_DECODE_MAX_PIXELS x 4 bytes, and uploads come in
+# parallel (threads, several requests), so the bound on memory is this product.
+_decodes = threading.BoundedSemaphore(max(1, settings.IMAGE_DECODE_CONCURRENCY))
+
+# EXIF orientation -> the transposition that shows the image upright.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _too_many_pixels(width: int, height: int, limit: int, what: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The image has too many pixels ({width}x{height}); the limit {what} is {limit}.", maxPixels=limit
+    )
+
+
 def _image_info(fileobj, content_type: str) -> tuple[int, int, bytes, str]:
     """Width and height (as displayed) and a thumbnail of a verified image.
 
-    Raises ``PayloadTooLarge`` for more pixels than ``MAX_IMAGE_PIXELS`` (checked
-    from the header, before any pixel is decoded: decompression bombs are refused,
-    not warned about) and ``BadUserInput`` for an image Pillow cannot read whole.
+    Raises ``PayloadTooLarge`` for more pixels than ``MAX_IMAGE_PIXELS``, or
+    than ``IMAGE_DECODE_MAX_PIXELS`` at the scale the image must be decoded at
+    (both checked from the header, before any pixel is decoded: a small file
+    can describe a huge image), ``BadUserInput`` for an image Pillow cannot read
+    whole, and ``ServiceUnavailable`` when too many decodes are waiting.
     """
     pillow_format = PILLOW_FORMATS[content_type]
     corrupt = BadUserInput("The image is corrupt or truncated.", fields={"file": ["The image cannot be read."]})
@@ -170,22 +197,29 @@ def _image_info(fileobj, content_type: str) -> tuple[int, int, bytes, str]:
         with Image.open(fileobj, formats=[pillow_format]) as image:
             width, height = image.size
             if width * height > settings.MAX_IMAGE_PIXELS:
-                raise PayloadTooLarge(
-                    f"The image has too many pixels ({width}x{height}); the limit is {settings.MAX_IMAGE_PIXELS}.",
-                    maxPixels=settings.MAX_IMAGE_PIXELS,
-                )
+                raise _too_many_pixels(width, height, settings.MAX_IMAGE_PIXELS, "for images")
             image.verify()
         # verify() leaves the image unusable: open again to decode it.
         fileobj.seek(0)
         with Image.open(fileobj, formats=[pillow_format]) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
             # The size as displayed: EXIF orientations 5 to 8 turn the image on its side.
-            if image.getexif().get(EXIF_ORIENTATION, 1) in {5, 6, 7, 8}:
+            if orientation in {5, 6, 7, 8}:
                 width, height = height, width
             # JPEG decodes at a reduced scale (still the whole stream, so truncation
             # is caught): a 12 MP photo's thumbnail costs a fraction of a full decode.
+            # Other formats decode whole, so their size is bounded by a lower limit.
             image.draft(image.mode, THUMBNAIL_SIZE)
-            image.load()
-            thumbnail, extension = _thumbnail(ImageOps.exif_transpose(image))
+            decoded_width, decoded_height = image.size
+            if decoded_width * decoded_height > settings.IMAGE_DECODE_MAX_PIXELS:
+                raise _too_many_pixels(width, height, settings.IMAGE_DECODE_MAX_PIXELS, "for this format")
+            if not _decodes.acquire(timeout=settings.IMAGE_DECODE_WAIT):
+                raise ServiceUnavailable("Too many images are being processed; try again shortly.")
+            try:
+                image.load()
+                thumbnail, extension = _thumbnail(image, _UPRIGHT.get(orientation))
+            finally:
+                _decodes.release()
     except Image.DecompressionBombError:
         raise PayloadTooLarge(
             f"The image has too many pixels; the limit is {settings.MAX_IMAGE_PIXELS}.",
@@ -198,11 +232,27 @@ def _image_info(fileobj, content_type: str) -> tuple[int, int, bytes, str]:
     return width, height, thumbnail, extension
 
 
-def _thumbnail(image: Image.Image) -> tuple[bytes, str]:
-    """At most ``THUMBNAIL_SIZE``, never enlarged: PNG when transparent, JPEG otherwise."""
+def _thumbnail(image: Image.Image, upright: Image.Transpose | None) -> tuple[bytes, str]:
+    """At most ``THUMBNAIL_SIZE``, never enlarged: PNG when transparent, JPEG otherwise.
+
+    Never copies the decoded image at full size: it is shrunk first (in place,
+    with ``reduce`` steps), and only the small result is converted and turned upright.
+    """
     has_alpha = image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
+    if image.mode in {"RGB", "RGBA", "L", "LA"}:
+        image.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    else:
+        # Palette, 1-bit, CMYK, 16-bit...: resampling needs another mode, and converting
+        # the full image would copy it at up to 4 bytes a pixel. Pick pixels down to
+        # twice the thumbnail first, then convert that and resample it properly.
+        scale = min(1.0, 2 * THUMBNAIL_SIZE[0] / image.width, 2 * THUMBNAIL_SIZE[1] / image.height)
+        if scale < 1:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.NEAREST)
     thumb = image.convert("RGBA" if has_alpha else "RGB")
     thumb.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+    if upright is not None:
+        thumb = thumb.transpose(upright)
     out = io.BytesIO()
     if has_alpha:
         thumb.save(out, format="PNG", optimize=True)

@@ -11,7 +11,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -45,6 +45,37 @@ class User(AbstractUser):
     @property
     def name(self) -> str:
         return self.display_name or self.username
+
+    def save(self, *args, **kwargs):
+        """Save, ending every token of the user when the password changed or the
+        account was deactivated, whatever did it: ``changePassword``, the admin,
+        ``manage.py changepassword``, any ``set_password()`` then ``save()``.
+
+        ``token_version`` is never written from memory: an admin form loaded
+        before a "log out everywhere" would otherwise write the old version back
+        and bring the revoked tokens back to life. Only ``revoke_all_tokens``
+        changes it, with an increment in the database.
+        """
+        if self._state.adding:
+            return super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None:
+            update_fields = [f.name for f in self._meta.concrete_fields if not f.primary_key]
+        kwargs["update_fields"] = [name for name in update_fields if name != "token_version"]
+        password_changed = self._password is not None and "password" in kwargs["update_fields"]
+        deactivated = (
+            not self.is_active
+            and "is_active" in kwargs["update_fields"]
+            and User.objects.filter(pk=self.pk, is_active=True).exists()
+        )
+        if not (password_changed or deactivated):
+            return super().save(*args, **kwargs)
+        from chat import tokens  # tokens imports this module
+
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            tokens.revoke_all_tokens(self)
+        return None
 
 
 class RefreshToken(models.Model):

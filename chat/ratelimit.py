@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 
 from chat.errors import RateLimited
@@ -36,6 +37,36 @@ def hit(key: str, limit: int, window: int) -> None:
         return _unavailable(key)
     if count > limit:
         raise RateLimited(retry_after=max(retry_after, 1))
+
+
+def throttle(action: str, actor) -> None:
+    """Count one ``action`` by ``actor`` against ``settings.RATE_LIMITS[action]``.
+
+    The one limit every write that others see goes through (a message, an edit,
+    a join, a reaction...): each of them fans out to every member's socket, so
+    a single account looping over it costs the whole room. Call it after the
+    access checks and before the write, so a refusal changes nothing.
+    """
+    limit, window = settings.RATE_LIMITS[action]
+    hit(f"{action}:{actor.pk}", limit, window)
+
+
+def count(key: str, window: int, add: int = 0) -> int:
+    """The number counted under ``key`` in the current window, after adding ``add``
+    (a counter that never refuses, for callers that scale a response with it)."""
+    cache_key, _ = _window(key, window)
+    try:
+        if not add:
+            return cache.get(cache_key) or 0
+        cache.add(cache_key, 0, timeout=window + 1)
+        try:
+            return cache.incr(cache_key, add)
+        except ValueError:  # expired between add and incr
+            cache.set(cache_key, add, timeout=window + 1)
+            return add
+    except Exception:  # noqa: BLE001 - see _unavailable
+        _unavailable(key)
+        return 0
 
 
 def check(key: str, limit: int, window: int) -> None:

@@ -103,6 +103,15 @@ def verify_access_token(token: str) -> tuple[User, dict]:
     return user, payload
 
 
+def still_signed_in(user: User) -> bool:
+    """Whether ``user``, signed in on a long-lived connection, may still act:
+    active, and no revocation (password change, "log out everywhere",
+    deactivation) since the token was checked. The revocation message that
+    closes such connections goes over the channel layer, which may drop it;
+    this check on each new operation does not depend on it."""
+    return User.objects.filter(pk=user.pk, is_active=True, token_version=user.token_version).exists()
+
+
 def token_from_authorization(header: str | None) -> str | None:
     """The token of an ``Authorization: JWT <token>`` or ``Bearer <token>`` header."""
     if not header:

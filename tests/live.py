@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +52,10 @@ class Daphne:
 
 
 @contextlib.contextmanager
-def daphne(env: dict[str, str], log: Path, port: int | None = None, timeout: float = 30) -> Iterator[Daphne]:
-    """``daphne backend.asgi:application`` on ``port`` (a free one by default) until the block ends.
+def daphne(
+    env: dict[str, str], log: Path, port: int | None = None, timeout: float = 30, options: Sequence[str] = ()
+) -> Iterator[Daphne]:
+    """``daphne [options] backend.asgi:application`` on ``port`` (a free one by default) until the block ends.
 
     Yields once the server accepts connections. Output goes to ``log``: to a
     file, not a pipe, since a pipe nobody reads fills up and blocks the server.
@@ -67,6 +69,7 @@ def daphne(env: dict[str, str], log: Path, port: int | None = None, timeout: flo
                 "127.0.0.1",
                 "-p",
                 str(port),
+                *options,
                 "backend.asgi:application",
             ],
             cwd=ROOT,

@@ -3,16 +3,19 @@
 Every function here takes plain values (never a request): the client address
 used for throttling is passed in as a string by the transport.
 
-Log-in failures are throttled per account and per client address in Django's
-cache (Redis in services mode, so the limits hold across processes), and an
-unknown user answers exactly like a wrong password, so accounts cannot be
-enumerated through ``tokenAuth``.
+Log-in failures are throttled per name and client address, and per address, in
+Django's cache (Redis in services mode, so the limits hold across processes);
+an account's failures from everywhere slow it down, never lock it. An unknown
+user answers exactly like a wrong password, so accounts cannot be enumerated
+through ``tokenAuth``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
@@ -38,6 +41,18 @@ BIO_MAX_LENGTH = User._meta.get_field("bio").max_length
 
 
 # --- Throttling -------------------------------------------------------------------
+#
+# Failures are counted per (name tried, client address) and per address, and a
+# budget used up refuses further attempts from there before the password is
+# checked. Nothing refuses an account as a whole: counting failures per account
+# alone would let anyone lock the owner out by guessing wrong on purpose. What
+# an account's failures from everywhere do is slow each attempt at it a little
+# (``login_delay``), which costs a distributed guesser far more than its owner.
+#
+# Every key is built from the name as typed (lower-cased), never from the
+# account it resolves to: a registered email and an unknown one are counted,
+# refused and slowed exactly alike, so no answer tells whether an account
+# exists. (A username and its email are two names, each with its own budget.)
 
 
 def _digest(value: str) -> str:
@@ -49,36 +64,51 @@ def _address_key(client_address: str | None) -> str:
     return f"login:addr:{_digest(client_address or 'unknown')}"
 
 
-def _account_key(user: User | None, identifier: str) -> str:
-    # A known account is counted by id, so that its username and its email share
-    # one budget; an unknown name is counted by itself, exactly as often.
-    if user is not None:
-        return f"login:user:{user.pk}"
-    return f"login:name:{_digest(identifier.lower())}"
+def _pair_key(identifier: str, client_address: str | None) -> str:
+    return f"login:pair:{_digest(identifier.lower() + chr(0) + (client_address or 'unknown'))}"
 
 
-def _login_limits(user: User | None, identifier: str, client_address: str | None) -> list[tuple[str, int]]:
-    return [
-        (_account_key(user, identifier), settings.LOGIN_THROTTLE_ATTEMPTS),
-        (_address_key(client_address), settings.LOGIN_THROTTLE_ADDRESS_ATTEMPTS),
-    ]
+def _failures_key(identifier: str) -> str:
+    return f"login:failures:{_digest(identifier.lower())}"
 
 
-def _check_password_throttled(user: User | None, identifier: str, password: str, client_address: str | None) -> bool:
-    """Whether ``password`` is ``user``'s, counting failures against the limits.
+def login_delay(identifier: str | None) -> float:
+    """Seconds to wait before checking a password for ``identifier``: nothing up to
+    ``LOGIN_SLOWDOWN_AFTER`` failures in the window from all addresses together,
+    then ``LOGIN_SLOWDOWN_STEP`` more per failure, at most ``LOGIN_SLOWDOWN_MAX``."""
+    identifier = _clean_text(identifier)
+    if not identifier:
+        return 0.0
+    failures = ratelimit.count(_failures_key(identifier), settings.LOGIN_THROTTLE_WINDOW)
+    excess = failures - settings.LOGIN_SLOWDOWN_AFTER
+    return min(settings.LOGIN_SLOWDOWN_MAX, excess * settings.LOGIN_SLOWDOWN_STEP) if excess > 0 else 0.0
 
-    ``RATE_LIMITED`` once the account or the address has used up its failures in
-    the window, before the password is even checked (so guessing stops there).
-    Every attempt is counted up front (an atomic increment, so parallel guesses
-    cannot all pass a check before any is counted) and a success is refunded.
+
+async def wait_login_delay(identifier: str | None) -> None:
+    """Sleep ``login_delay`` without holding a worker thread (sync code shares one
+    thread per process under ASGI, so a blocking sleep would stall everyone)."""
+    delay = await sync_to_async(login_delay)(identifier)
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def check_password_throttled(user: User | None, identifier: str, password: str, client_address: str | None) -> bool:
+    """Whether ``password`` is ``user``'s (``None``: no such account), counting failures.
+
+    ``RATE_LIMITED`` once this name from this address, or this address for any
+    name, has used up its failures in the window, before the password is even
+    checked (so guessing from there stops). Every attempt is counted up front (an
+    atomic increment, so parallel guesses cannot all pass a check before any is
+    counted) and a success is given back.
     """
     window = settings.LOGIN_THROTTLE_WINDOW
-    (account_key, account_limit), (address_key, address_limit) = _login_limits(user, identifier, client_address)
-    ratelimit.hit(account_key, account_limit, window)
+    pair_key = _pair_key(identifier, client_address)
+    address_key = _address_key(client_address)
+    ratelimit.hit(pair_key, settings.LOGIN_THROTTLE_ATTEMPTS, window)
     try:
-        ratelimit.hit(address_key, address_limit, window)
+        ratelimit.hit(address_key, settings.LOGIN_THROTTLE_ADDRESS_ATTEMPTS, window)
     except RateLimited:
-        ratelimit.refund(account_key, window)  # refused for the address: not the account's fault
+        ratelimit.refund(pair_key, window)  # refused for the address: not this name's attempt
         raise
     if user is None:
         # Hash anyway: an unknown user takes as long as a wrong password.
@@ -87,8 +117,10 @@ def _check_password_throttled(user: User | None, identifier: str, password: str,
     else:
         ok = user.check_password(password) and user.is_active  # hash first: inactive takes as long
     if ok:
-        ratelimit.reset(account_key, window)
+        ratelimit.reset(pair_key, window)
         ratelimit.refund(address_key, window)
+    else:
+        ratelimit.count(_failures_key(identifier), window, add=1)
     return ok
 
 
@@ -192,7 +224,8 @@ def register_user(
         raise
 
 
-def _find_account(identifier: str) -> User | None:
+def find_account(identifier: str) -> User | None:
+    """The account a log-in names: a username (any case), else an email address."""
     user = User.objects.filter(username__iexact=identifier).first()
     if user is None and "@" in identifier:
         user = User.objects.filter(email__iexact=identifier).first()
@@ -209,8 +242,8 @@ def obtain_tokens(
     """
     identifier = _clean_text(username)
     _raise_if({"username": [REQUIRED] if not identifier else [], "password": [REQUIRED] if not password else []})
-    user = _find_account(identifier)
-    if not _check_password_throttled(user, identifier, password, client_address):
+    user = find_account(identifier)
+    if not check_password_throttled(user, identifier, password, client_address):
         raise BadUserInput(BAD_CREDENTIALS)
     return tokens.issue_tokens(user)
 
@@ -248,7 +281,7 @@ def _confirm_password(actor: User, password: str | None, field: str, client_addr
     guess the password."""
     if not password:
         raise BadUserInput(fields={field: [REQUIRED]})
-    if not _check_password_throttled(actor, actor.username, password, client_address):
+    if not check_password_throttled(actor, actor.username, password, client_address):
         raise BadUserInput(WRONG_PASSWORD, fields={field: [WRONG_PASSWORD]})
 
 
@@ -262,8 +295,7 @@ def change_password(
     _raise_if({"newPassword": _password_errors(new_password, actor)})
     with transaction.atomic():
         actor.set_password(new_password)
-        actor.save(update_fields=["password"])
-        tokens.revoke_all_tokens(actor)
+        actor.save(update_fields=["password"])  # ends every token (User.save)
         return tokens.issue_tokens(actor)
 
 

@@ -44,8 +44,7 @@ def store_upload(actor: User, uploaded_file) -> Attachment:
     corrupt image. Everything is checked before a byte is stored.
     """
     actor = access.require_user(actor)
-    limit, window = settings.RATE_LIMITS["upload"]
-    ratelimit.hit(f"upload:{actor.pk}", limit, window)
+    ratelimit.throttle("upload", actor)
     if uploaded_file is None or not callable(getattr(uploaded_file, "read", None)):
         raise BadUserInput("A file is required.", fields={"file": ["This field is required."]})
     size = files.file_size(uploaded_file)

@@ -138,7 +138,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
     ids = _attachment_ids(attachment_ids)
     text = _clean_text(text, allow_empty=bool(ids))
     thread_root = _thread_root(room, reply_to_id, thread_id)
-    ratelimit.hit(f"send_message:{actor.pk}", *settings.RATE_LIMITS["send_message"])
+    ratelimit.throttle("send_message", actor)
 
     try:
         with transaction.atomic():
@@ -187,6 +187,7 @@ def edit_message(actor, message_id, text) -> Message:
         raise Forbidden("You can only edit your own messages.")
     if message.is_deleted:
         raise BadUserInput("A deleted message cannot be edited.")
+    ratelimit.throttle("edit_message", actor)
     with transaction.atomic():
         room = events.lock_room(message.room_id)
         # of=self: Postgres refuses FOR UPDATE on the nullable side of the outer join to the sender.
@@ -240,6 +241,7 @@ def delete_message(actor, message_id) -> Message:
         access.require_role(
             access.membership_of(actor, message.room_id), Membership.Role.OWNER, Membership.Role.ADMIN, user=actor
         )
+    ratelimit.throttle("delete_message", actor)
     with transaction.atomic():
         room = events.lock_room(message.room_id)
         # of=self: Postgres refuses FOR UPDATE on the nullable side of the outer join to the sender.
@@ -278,6 +280,7 @@ def mark_read(actor, room_id, message_id) -> Room:
     message = Message.objects.filter(pk=message_pk, room=room).first() if message_pk else None
     if message is None:
         raise NotFound("Message not found.")
+    ratelimit.throttle("mark_read", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         membership = (

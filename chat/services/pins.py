@@ -4,7 +4,6 @@ nothing and records no event."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +20,7 @@ def _prepare(actor, message_id) -> tuple:
     actor = access.require_user(actor)
     message, membership = access.access_message_as_member(actor, parse_id(message_id, "Message"))
     access.require_pin_rights(message.room, membership)
-    ratelimit.hit(f"pin:{actor.pk}", *settings.RATE_LIMITS["pin"])
+    ratelimit.throttle("pin", actor)
     return actor, message
 
 

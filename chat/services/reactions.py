@@ -7,7 +7,6 @@ and records no event, so clients may retry freely.
 from __future__ import annotations
 
 import emoji as emoji_data
-from django.conf import settings
 from django.db import transaction
 
 from chat import access, events, ratelimit
@@ -65,7 +64,7 @@ def _prepare(actor, message_id, emoji) -> tuple:
     message, _ = access.access_message_as_member(actor, parse_id(message_id, "Message"))
     emoji = clean_emoji(emoji)
     refuse_deleted(message)
-    ratelimit.hit(f"reaction:{actor.pk}", *settings.RATE_LIMITS["reaction"])
+    ratelimit.throttle("reaction", actor)
     return actor, message, emoji
 
 

@@ -123,7 +123,7 @@ def create_room(actor, name, topic="", is_private=False, member_ids=()) -> Room:
         raise BadUserInput("Unknown user in memberIds.", fields={"memberIds": [f"Unknown user {missing[0]}."]})
     if 1 + len(ids) > settings.MAX_USERS_IN_ROOM:
         raise RoomFull(f"A room has {settings.MAX_USERS_IN_ROOM} members at most.")
-    ratelimit.hit(f"create_room:{actor.pk}", *settings.RATE_LIMITS["create_room"])
+    ratelimit.throttle("create_room", actor)
 
     with transaction.atomic():
         created = Room.objects.create(name=name, topic=topic, is_private=bool(is_private), created_by=actor)
@@ -148,6 +148,7 @@ def update_room(actor, room_id, *, name=None, topic=None, is_private=None) -> Ro
         changes["topic"] = _clean_topic(topic)
     if is_private is not None:
         changes["is_private"] = bool(is_private)
+    ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         changes = {k: v for k, v in changes.items() if getattr(room, k) != v}
@@ -165,6 +166,7 @@ def delete_room(actor, room_id) -> Room:
     actor = access.require_user(actor)
     room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
     access.require_role(access.membership_of(actor, room.pk), Role.OWNER, user=actor)
+    ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         member_ids = list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
@@ -182,6 +184,7 @@ def join_room(actor, room_id) -> Room:
     """Join a public group room. Joining a room one is in already changes nothing."""
     actor = access.require_user(actor)
     room = access.access_room(actor, parse_id(room_id, "Room"))
+    ratelimit.throttle("membership", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         if Membership.objects.filter(room=room, user=actor).exists():
@@ -240,6 +243,7 @@ def leave_room(actor, room_id) -> Room:
     actor = access.require_user(actor)
     room, _ = access.access_room_as_member(actor, parse_id(room_id, "Room"))
     _require_group(room)
+    ratelimit.throttle("membership", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         membership = Membership.objects.filter(room=room, user=actor).select_related("user").first()
@@ -256,6 +260,7 @@ def add_member(actor, room_id, user_id) -> Room:
     access.require_role(access.membership_of(actor, room.pk), Role.OWNER, Role.ADMIN, user=actor)
     _require_group(room)
     user = _active_user(user_id)
+    ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         if Membership.objects.filter(room=room, user=user).exists():
@@ -281,6 +286,7 @@ def remove_member(actor, room_id, user_id) -> Room:
     target_id = parse_id(user_id, "User")
     if target_id == actor.pk:
         return leave_room(actor, room.pk)
+    ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         target = Membership.objects.filter(room=room, user_id=target_id).select_related("user").first()
@@ -315,6 +321,7 @@ def set_member_role(actor, room_id, user_id, role) -> Room:
     target_id = parse_id(user_id, "User")
     if target_id == actor.pk:
         raise BadUserInput("You cannot change your own role.", fields={"userId": ["Choose another member."]})
+    ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
         mine = Membership.objects.filter(room=room, user=actor).first()
@@ -357,6 +364,7 @@ def start_direct_chat(actor, user_id) -> Room:
     existing = Room.objects.filter(direct_key=key, deleted_at__isnull=True).first()
     if existing is not None:
         return existing
+    ratelimit.throttle("create_room", actor)
     try:
         with transaction.atomic():
             name = f"{actor.username}, {partner.username}"[:NAME_MAX]

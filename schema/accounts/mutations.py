@@ -70,8 +70,9 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Log in with a username or an email address and a password. Unknown user and wrong "
-        "password answer the same `BAD_USER_INPUT`; repeated failures answer `RATE_LIMITED` with "
-        "`extensions.retryAfter` (seconds)."
+        "password answer the same `BAD_USER_INPUT`; repeated failures for one name from one address (or many "
+        "from one address) answer `RATE_LIMITED` with `extensions.retryAfter` (seconds). An account is never "
+        "locked: failures from elsewhere only slow its log-ins a little."
     )
     async def token_auth(
         self,
@@ -79,6 +80,7 @@ class AccountMutations:
         username: Annotated[str | None, strawberry.argument(description="Username or email address.")] = None,
         password: str | None = None,
     ) -> AuthPayload:
+        await accounts.wait_login_delay(username)
         issued = await sync_to_async(accounts.obtain_tokens)(
             username=username, password=password, client_address=client_address(info)
         )

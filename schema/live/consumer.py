@@ -96,6 +96,17 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     # --- revocation: "log out everywhere", password change and account deletion close the socket
 
+    async def refuse_if_signed_out(self) -> bool:
+        """Before each new operation: close with 4403 (and say so) if the socket's
+        user was deactivated or revoked, whether or not the revocation message arrived."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return False
+        if await sync_to_async(tokens.still_signed_in)(user):
+            return False
+        await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
+        return True
+
     async def _watch_revocation(self, token: str) -> None:
         """Listen to the token's user's revocation group *before* the database check
         of ``token_version``: a revocation committed in between is then either seen

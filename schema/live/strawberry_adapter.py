@@ -55,19 +55,31 @@ __all__ = [
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """Strawberry's graphql-transport-ws handler, known to its consumer."""
+    """Strawberry's graphql-transport-ws handler, known to its consumer; each new
+    operation first asks the consumer whether its user is still signed in."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.view._ws_handler = self
+
+    async def handle_subscribe(self, message) -> None:
+        if await self.view.refuse_if_signed_out():
+            return
+        await super().handle_subscribe(message)
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler):
-    """Strawberry's legacy graphql-ws handler, known to its consumer."""
+    """Strawberry's legacy graphql-ws handler, known to its consumer; each new
+    operation first asks the consumer whether its user is still signed in."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.view._ws_handler = self
+
+    async def handle_start(self, message) -> None:
+        if await self.view.refuse_if_signed_out():
+            return
+        await super().handle_start(message)
 
 
 def ws_handler(consumer):

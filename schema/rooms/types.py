@@ -43,7 +43,7 @@ def _viewer_id(info: Info) -> int | None:
 
 
 def member_count_expression() -> Coalesce:
-    counts = Membership.objects.filter(room=OuterRef("pk")).order_by().values("room").annotate(n=Count("*"))
+    counts = access.listed_memberships().filter(room=OuterRef("pk")).order_by().values("room").annotate(n=Count("*"))
     return Coalesce(Subquery(counts.values("n"), output_field=IntegerField()), Value(0))
 
 
@@ -92,7 +92,7 @@ def _first_argument(info: Info, default: int) -> int:
 
 def members_prefetch(info: Info) -> Prefetch:
     first = _first_argument(info, settings.PAGE_SIZE_DEFAULT)
-    members = optimize(Membership.objects.order_by("joined_at", "pk"), info)
+    members = optimize(access.listed_memberships().order_by("joined_at", "pk"), info)
     return Prefetch("memberships", queryset=members[:first], to_attr="members_page")
 
 
@@ -168,7 +168,8 @@ class RoomType(relay.Node):
         if page is not None:
             return page
         limit = _first_argument(info, settings.PAGE_SIZE_DEFAULT)
-        return list(root.memberships.select_related("user").order_by("joined_at", "pk")[:limit])
+        listed = access.listed_memberships().filter(room=root).select_related("user")
+        return list(listed.order_by("joined_at", "pk")[:limit])
 
     @strawberry_django.field(
         prefetch_related=[last_message_prefetch],

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
+import time
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from chat import files
-from chat.errors import BadUserInput, PayloadTooLarge, UnsupportedMediaType
+from chat.errors import BadUserInput, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from tests.upload_samples import ELF_HEADER, EXE_HEADER, bomb_png, corrupt_png, image_bytes
 
 
@@ -187,3 +192,96 @@ class TestInspect:
             files.inspect_upload(io.BytesIO(image_bytes(800, 600, "PNG")), "p.png")
         settings.MAX_IMAGE_PIXELS = 800 * 600
         assert files.inspect_upload(io.BytesIO(image_bytes(800, 600, "PNG")), "p.png").width == 800
+
+
+PEAK_MEMORY_SCRIPT = """
+import io, resource, sys
+import django
+django.setup()
+from chat import files
+content = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    files.inspect_upload(io.BytesIO(content), "big.png")
+    outcome = "accepted"
+except Exception as error:
+    outcome = type(error).__name__
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(outcome, (after - before) * 1024)
+"""
+
+
+def peak_memory_of_inspecting(path) -> tuple[str, int]:
+    """(outcome, bytes the process's peak memory grew by) for inspecting the file at
+    ``path`` in a fresh interpreter (Pillow allocates outside Python's tracing)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.settings"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_SCRIPT, str(path)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome, grown = done.stdout.split()
+    return outcome, int(grown)
+
+
+class TestDecodingCost:
+    def test_a_small_png_of_huge_dimensions_is_refused_before_decoding(self):
+        """151 KB, 6320x6320: under MAX_IMAGE_PIXELS, but decoding it whole would hold 160 MB."""
+        content = image_bytes(6320, 6320, "PNG", mode="1")
+        assert len(content) < 200_000 and 6320 * 6320 < 40_000_000
+        started = time.monotonic()
+        with pytest.raises(PayloadTooLarge) as refused:
+            files.inspect_upload(io.BytesIO(content), "huge.png")
+        assert refused.value.extensions == {"maxPixels": 16_000_000}
+        assert time.monotonic() - started < 2  # the header only: nothing was decoded
+
+    def test_a_big_jpeg_is_thumbnailed_from_a_reduced_decode(self, settings):
+        settings.IMAGE_DECODE_MAX_PIXELS = 300_000  # far below the photo: only JPEG's draft makes it fit
+        inspected = files.inspect_upload(io.BytesIO(image_bytes(2400, 1800, "JPEG")), "photo.jpg")
+        assert (inspected.width, inspected.height) == (2400, 1800)
+        with Image.open(io.BytesIO(inspected.thumbnail)) as thumb:
+            assert thumb.size == (320, 240)
+
+    def test_a_png_under_the_decode_limit_is_thumbnailed_without_full_size_copies(self, tmp_path):
+        # 3900 x 3900 RGBA: 15.2 million pixels, 61 MB decoded. A full-size RGBA copy
+        # (conversion, EXIF transposition) would add as much again.
+        path = tmp_path / "big.png"
+        path.write_bytes(image_bytes(3900, 3900, "PNG", mode="RGBA"))
+        decoded = 3900 * 3900 * 4
+        outcome, grown = peak_memory_of_inspecting(path)
+        assert outcome == "accepted"
+        assert grown < 1.5 * decoded, (
+            f"peak memory grew by {grown / 2**20:.0f} MiB for {decoded / 2**20:.0f} MiB of pixels"
+        )
+
+    @pytest.mark.parametrize("mode", ["P", "1", "L", "RGB", "RGBA"])
+    def test_every_mode_still_gets_a_thumbnail(self, mode):
+        inspected = files.inspect_upload(io.BytesIO(image_bytes(1600, 800, "PNG", mode=mode)), "m.png")
+        with Image.open(io.BytesIO(inspected.thumbnail)) as thumb:
+            assert thumb.size == (320, 160)
+
+    def test_rotated_photos_are_thumbnailed_upright(self):
+        inspected = files.inspect_upload(io.BytesIO(jpeg_rotated(400, 200)), "r.jpg")
+        with Image.open(io.BytesIO(inspected.thumbnail)) as thumb:
+            assert thumb.size == (160, 320)
+
+    def test_decodes_at_once_are_bounded_per_process(self, settings):
+        """With every decode slot taken, an upload waits IMAGE_DECODE_WAIT, then is refused (503)."""
+        settings.IMAGE_DECODE_WAIT = 0.2
+        taken = 0
+        while files._decodes.acquire(blocking=False):
+            taken += 1
+        try:
+            assert taken == settings.IMAGE_DECODE_CONCURRENCY
+            with pytest.raises(ServiceUnavailable) as refused:
+                files.inspect_upload(io.BytesIO(image_bytes(400, 300, "PNG")), "p.png")
+            assert refused.value.http_status == 503
+        finally:
+            for _ in range(taken):
+                files._decodes.release()
+        assert files.inspect_upload(io.BytesIO(image_bytes(400, 300, "PNG")), "p.png").width == 400

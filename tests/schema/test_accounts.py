@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import timedelta
 
 import jwt
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 
 from chat import tokens
 from chat.models import Message, RefreshToken, Room, User
+from chat.services import accounts
+from tests.clients import GraphQLClient
 
 AUTH_FIELDS = "token refreshToken payload refreshExpiresIn user { id username displayName email }"
 
@@ -63,6 +67,11 @@ def register(gql, **fields) -> dict:
 
 def login(gql, username="alice", password=PASSWORD, **kwargs) -> dict:
     return gql(TOKEN_AUTH, {"username": username, "password": password}, **kwargs)
+
+
+def from_address(address: str) -> GraphQLClient:
+    """A client whose requests come from ``address`` (``REMOTE_ADDR``)."""
+    return GraphQLClient(Client(REMOTE_ADDR=address))
 
 
 def signed(payload: dict, key: str | None = None, algorithm: str = "HS256") -> str:
@@ -153,6 +162,11 @@ class TestRegister:
 
 
 class TestTokenAuth:
+    @pytest.fixture(autouse=True)
+    def _one_window(self, settings):
+        # Fixed windows restart on the clock: keep each throttle test inside one.
+        settings.LOGIN_THROTTLE_WINDOW = 10**6
+
     def test_log_in_by_username_case_insensitively(self, gql, alice):
         data = login(gql, "ALICE")["data"]["tokenAuth"]
         assert data["user"] == {
@@ -202,23 +216,51 @@ class TestTokenAuth:
         assert sorted(body["errors"][0]["extensions"]["fields"]) == fields
         assert RefreshToken.objects.count() == 0
 
-    def test_throttled_per_account_after_repeated_failures(self, gql, alice, settings):
+    def test_throttled_per_name_and_address_after_repeated_failures(self, gql, alice, settings):
         settings.LOGIN_THROTTLE_ATTEMPTS = 3
         for _ in range(3):
             assert code(login(gql, "alice", "wrong password")) == "BAD_USER_INPUT"
-        # Even the right password is refused now, by username and by email alike.
-        for username in ("alice", "alice@example.com"):
+        # From this address, even the right password is refused now (case does not matter).
+        for username in ("alice", "ALICE"):
             body = login(gql, username)
             assert code(body) == "RATE_LIMITED"
             retry = body["errors"][0]["extensions"]["retryAfter"]
             assert isinstance(retry, int) and 0 < retry <= settings.LOGIN_THROTTLE_WINDOW
         assert RefreshToken.objects.count() == 0
 
-    def test_account_budget_is_shared_by_username_and_email(self, gql, alice, settings):
+    def test_someone_elses_failures_never_refuse_the_right_password(self, alice, settings):
+        """Wrong passwords from another address, however many, do not lock the owner out."""
+        attacker, owner = from_address("203.0.113.66"), from_address("198.51.100.7")
+        settings.LOGIN_SLOWDOWN_MAX = 0.1
+        for _ in range(settings.LOGIN_THROTTLE_ADDRESS_ATTEMPTS + 5):
+            assert code(login(attacker, "alice", "wrong")) in {"BAD_USER_INPUT", "RATE_LIMITED"}
+        assert code(login(attacker, "alice")) == "RATE_LIMITED"
+        body = login(owner, "alice")
+        assert body["data"]["tokenAuth"]["user"]["username"] == "alice", body
+
+    def test_a_registered_email_answers_like_an_unknown_one(self, gql, alice, settings):
+        """While one name is refused, its account's email and an unknown email answer alike."""
         settings.LOGIN_THROTTLE_ATTEMPTS = 2
-        assert code(login(gql, "alice", "wrong")) == "BAD_USER_INPUT"
-        assert code(login(gql, "alice@example.com", "wrong")) == "BAD_USER_INPUT"
-        assert code(login(gql, "ALICE")) == "RATE_LIMITED"
+        for _ in range(2):
+            assert code(login(gql, "alice", "wrong")) == "BAD_USER_INPUT"
+        assert code(login(gql, "alice", "wrong")) == "RATE_LIMITED"
+        for email in ("alice@example.com", "nobody@example.com"):
+            answers = [login(gql, email, "wrong") for _ in range(3)]
+            assert [code(a) for a in answers] == ["BAD_USER_INPUT", "BAD_USER_INPUT", "RATE_LIMITED"]
+            assert answers[0]["errors"][0]["message"] == "Please enter valid credentials."
+
+    def test_failures_from_everywhere_slow_the_account_gently(self, alice, settings):
+        settings.LOGIN_SLOWDOWN_AFTER = 2
+        settings.LOGIN_SLOWDOWN_STEP = 0.4
+        settings.LOGIN_SLOWDOWN_MAX = 0.8
+        for n in range(4):
+            assert code(login(from_address(f"203.0.113.{n}"), "alice", "wrong")) == "BAD_USER_INPUT"
+        started = time.monotonic()
+        body = login(from_address("198.51.100.7"), "alice")
+        assert time.monotonic() - started >= 0.8  # slowed, capped, and still let in
+        assert body["data"]["tokenAuth"]["user"]["username"] == "alice", body
+        assert accounts.login_delay("alice") == 0.8
+        assert accounts.login_delay("bob") == 0  # another name is not slowed
 
     def test_throttled_per_client_address(self, gql, alice, bob, settings):
         settings.LOGIN_THROTTLE_ADDRESS_ATTEMPTS = 3
@@ -229,7 +271,7 @@ class TestTokenAuth:
         assert code(body) == "RATE_LIMITED"
         assert body["errors"][0]["extensions"]["retryAfter"] > 0
 
-    def test_unknown_accounts_are_throttled_like_known_ones(self, gql, settings):
+    def test_unknown_names_are_throttled_like_known_ones(self, gql, settings):
         settings.LOGIN_THROTTLE_ATTEMPTS = 2
         assert code(login(gql, "ghost", "x")) == "BAD_USER_INPUT"
         assert code(login(gql, "ghost", "x")) == "BAD_USER_INPUT"

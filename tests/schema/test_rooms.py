@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.models import Event, Membership, Room
+from chat.models import Event, Membership, Room, User
 from chat.services import messages, rooms
 from tests.chat_world import (
     World,
@@ -203,3 +203,25 @@ def test_join_room_full_answers_room_full(gql, world: World, settings):
     }
     membership = Membership.objects.get(room=world.public, user=world.outsider)
     assert Event.objects.get(room=world.public, seq=membership.joined_seq).kind == "MemberJoined"
+
+
+ROOMS_WITH_MEMBERS = """
+query Rooms { rooms(joined: true) { edges { node { name memberCount members { user { username } } } } } }
+"""
+
+
+def test_a_deactivated_member_is_left_out_of_member_lists(gql, world: World):
+    """One inactive member used to turn every member list of the room into an error."""
+    User.objects.filter(pk=world.other_member.pk).update(is_active=False)
+    room = gql(ROOM, {"id": gid("Room", world.public.pk)}, user=world.owner)
+    assert "errors" not in room, room
+    assert [m["user"]["username"] for m in room["data"]["room"]["members"]] == ["olga", "adam", "mia"]
+    assert room["data"]["room"]["memberCount"] == 3
+    listed = gql(ROOMS_WITH_MEMBERS, user=world.member)
+    assert "errors" not in listed, listed
+    lobby = next(e["node"] for e in listed["data"]["rooms"]["edges"] if e["node"]["name"] == "Lobby")
+    assert lobby == {
+        "name": "Lobby",
+        "memberCount": 3,
+        "members": [{"user": {"username": u}} for u in ("olga", "adam", "mia")],
+    }

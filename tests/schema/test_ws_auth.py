@@ -14,7 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from chat import tokens
-from chat.models import User
+from chat.models import Message, User
+from tests.chat_world import gid
 from tests.clients import WSClient, token_for
 from tests.live import daphne, migrate, server_env
 
@@ -221,3 +222,39 @@ class TestUnderDaphne:
             async with asyncio.timeout(3):
                 message = json.loads(await socket_.recv())
             assert message == {"type": "connection_ack", "payload": {"user": None}}
+
+
+# --- Each new operation re-checks that the socket's user may still act --------------------
+
+SEND = 'mutation S($roomId: ID!) { sendMessage(input: {roomId: $roomId, text: "still here?"}) { id } }'
+ROOM_EVENTS = "subscription E($roomId: ID) { roomEvents(roomId: $roomId) { cursor } }"
+SIGNED_OUT = {
+    # Changes made without save(), so no revocation message reaches the socket:
+    # only the check on the next operation can notice them.
+    "deactivated": lambda user: User.objects.filter(pk=user.pk).update(is_active=False),
+    "revoked": lambda user: User.objects.filter(pk=user.pk).update(token_version=user.token_version + 1),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+class TestOperationsRecheckTheUser:
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    @pytest.mark.parametrize("how", sorted(SIGNED_OUT))
+    async def test_the_next_operation_closes_the_socket_with_4403(self, alice, room, protocol, how):
+        client = WSClient(token=await sync_to_async(token_for)(alice), protocol=protocol)
+        assert (await client.connect())["type"] == "connection_ack"
+        await sync_to_async(SIGNED_OUT[how])(alice)
+        before = await sync_to_async(Message.objects.count)()
+        if protocol == "graphql-transport-ws":
+            await client.subscribe(SEND, {"roomId": gid("Room", room.pk)})
+        else:  # the legacy protocol carries subscriptions only
+            await client.subscribe(ROOM_EVENTS, {"roomId": gid("Room", room.pk)})
+        assert await client.receive_close(timeout=3) == 4403
+        assert await sync_to_async(Message.objects.count)() == before
+
+    async def test_operations_of_a_user_still_signed_in_run(self, alice, room):
+        async with WSClient(token=await sync_to_async(token_for)(alice)) as client:
+            await client.connect()
+            for _ in range(2):
+                result = await client.execute(SEND, {"roomId": gid("Room", room.pk)})
+                assert "errors" not in result, result

@@ -29,9 +29,6 @@ const Q = {
     tokenAuth(username: $username, password: $password) { token refreshToken user { ${USER_FIELDS} } } }`,
   register: `mutation Register($input: RegisterInput!) {
     register(input: $input) { token refreshToken user { ${USER_FIELDS} } } }`,
-  refresh: `mutation Refresh($refreshToken: String!) {
-    refreshToken(refreshToken: $refreshToken) { token refreshToken } }`,
-  revoke: `mutation Revoke($refreshToken: String!) { revokeToken(refreshToken: $refreshToken) { revoked } }`,
   me: `query Me { me { ${USER_FIELDS} } }`,
   rooms: `query Rooms { rooms(first: 100) { edges { node { ${ROOM_FIELDS} } } } }`,
   room: `query Room($id: ID!) { room(id: $id) { ${ROOM_FIELDS}
@@ -92,18 +89,20 @@ function el(tag, props = {}, ...children) {
 
 const nameOf = (user) => (user ? user.displayName || user.username : 'deleted user');
 
-// --- Session: tokens in localStorage, refreshed before they expire -------------------
+// --- Session: the access token in memory, the refresh token in an HttpOnly cookie ------
+//
+// The page never stores a token. Right after logging in it hands the refresh token
+// to /web/session/ (chat/web_session.py), which exchanges it and keeps the new one
+// in a cookie no script can read; the access token lives in this variable only.
+// A reload, an expiring token or a 4403 asks /web/session/refresh/ for a new one.
+// So a script injected into the page cannot carry off a token that outlives it.
+
+const WEB_SESSION_URL = '/web/session/';
 
 const session = {
-  get token() { return localStorage.getItem('chat.token'); },
-  get refreshToken() { return localStorage.getItem('chat.refreshToken'); },
-  save(token, refreshToken) {
-    localStorage.setItem('chat.token', token);
-    localStorage.setItem('chat.refreshToken', refreshToken);
-  },
+  token: null,
   clear() {
-    localStorage.removeItem('chat.token');
-    localStorage.removeItem('chat.refreshToken');
+    this.token = null;
   },
   expiresAt() {
     try {
@@ -135,14 +134,37 @@ async function post(query, variables, token) {
   return body.data;
 }
 
+/** POST to the web session endpoints (same origin, the cookie goes along). */
+async function webSession(path, body) {
+  const exchange = async () => {
+    const response = await fetch(WEB_SESSION_URL + path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'X-Chat-Web': '1', 'Content-Type': 'application/json' },
+      body: JSON.stringify(body ?? {}),
+    });
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      throw new GraphQLError([{
+        message: data.error?.message || `HTTP ${response.status}`,
+        extensions: { code: data.error?.code || 'UNAUTHENTICATED' },
+      }]);
+    }
+    return data;
+  };
+  // Every tab shares the cookie: one exchange at a time across them, or two tabs
+  // refreshing at once would present the same token twice, a reuse that ends the log-in.
+  return navigator.locks ? navigator.locks.request('chat-web-session', exchange) : exchange();
+}
+
 let refreshing = null;
 
-/** A new access token from the refresh token (one request at a time). */
+/** A new access token from the cookie's refresh token (one request at a time). */
 function refreshTokens() {
   refreshing ??= (async () => {
     try {
-      const data = await post(Q.refresh, { refreshToken: session.refreshToken });
-      session.save(data.refreshToken.token, data.refreshToken.refreshToken);
+      session.token = (await webSession('refresh/')).token;
     } catch (error) {
       signOut();
       throw error;
@@ -164,7 +186,7 @@ async function gql(query, variables = {}) {
   try {
     return await post(query, variables, await freshToken());
   } catch (error) {
-    if (error.code !== 'UNAUTHENTICATED' || !session.refreshToken) throw error;
+    if (error.code !== 'UNAUTHENTICATED') throw error;
     await refreshTokens();
     return post(query, variables, session.token);
   }
@@ -258,6 +280,28 @@ class LiveEvents {
   }
 }
 
+// --- Connection status: a dropped connection says so, in words ---------------------------
+
+let wasLive = false;
+
+function showConnection(up) {
+  $('connection').classList.toggle('live', up);
+  $('connection').title = up ? 'Live' : 'Not connected';
+  const banner = $('connection-banner');
+  if (up) {
+    wasLive = true;
+    banner.hidden = true;
+    if ($('room-error').textContent.startsWith('Cannot reach the server')) $('room-error').textContent = '';
+    return;
+  }
+  banner.textContent = wasLive
+    ? 'Connection lost. Reconnecting… New messages will appear when it is back; nothing is lost.'
+    : 'Connecting…';
+  banner.hidden = false;
+}
+
+window.addEventListener('offline', () => showConnection(false));
+
 // --- State ----------------------------------------------------------------------------
 
 const state = {
@@ -317,7 +361,7 @@ $('auth-form').addEventListener('submit', async (event) => {
     } else {
       result = (await post(Q.login, { username: form.username.value.trim(), password: form.password.value })).tokenAuth;
     }
-    session.save(result.token, result.refreshToken);
+    session.token = (await webSession('', { refreshToken: result.refreshToken })).token;
     form.password.value = '';
     await enterApp(result.user);
   } catch (error) {
@@ -329,9 +373,8 @@ $('auth-form').addEventListener('submit', async (event) => {
 });
 
 $('logout').addEventListener('click', async () => {
-  const refreshToken = session.refreshToken;
   signOut();
-  if (refreshToken) post(Q.revoke, { refreshToken }).catch(() => {});
+  webSession('logout/').catch(() => {});
 });
 
 // --- Rooms ----------------------------------------------------------------------------
@@ -402,6 +445,7 @@ async function openRoom(roomId) {
   $('message-list').replaceChildren();
   $('room-error').textContent = '';
   $('composer').hidden = false;
+  setPendingFile(null); // a draft belongs to its room
   renderTyping();
   const room = state.rooms.get(roomId);
   $('room-name').textContent = room ? `${room.kind === 'DIRECT' ? '@' : '#'} ${room.name}` : '';
@@ -588,31 +632,62 @@ $('text').addEventListener('input', () => {
   typingIdle = setTimeout(() => setTyping(false), TYPING_IDLE_MS);
 });
 
-$('file').addEventListener('change', () => {
-  state.pendingFile = $('file').files[0] ?? null;
-  $('pending-file').textContent = state.pendingFile ? state.pendingFile.name : '';
-});
+// --- Drafts and sending ------------------------------------------------------------------
+//
+// A draft is what the composer holds: text, at most one file, and the clientId
+// chosen when it is first sent. Sending the same draft again (a double Enter, a
+// retry after a lost answer) reuses that clientId, so the server's idempotency
+// makes it one message; editing the text or the file starts a new draft. A file
+// the server refuses leaves the draft with the reason shown, so it never blocks
+// what is sent next; the × next to a pending file removes it.
+
+const draft = { clientId: null, sending: false };
+
+function setPendingFile(file) {
+  state.pendingFile = file;
+  draft.clientId = null;
+  $('file').value = '';
+  $('pending-file').textContent = file ? file.name : '';
+  $('remove-file').hidden = !file;
+}
+
+$('file').addEventListener('change', () => setPendingFile($('file').files[0] ?? null));
+$('remove-file').addEventListener('click', () => setPendingFile(null));
+$('text').addEventListener('input', () => { draft.clientId = null; });
+
+/** What to tell the user when a request failed: never a raw "Failed to fetch". */
+function sendFailure(error) {
+  if (error instanceof TypeError) return 'Cannot reach the server: your message was not sent. Check your connection and press Enter to retry.';
+  return error.message;
+}
 
 $('composer').addEventListener('submit', async (event) => {
   event.preventDefault();
+  if (draft.sending) return; // this draft is on its way already
   const text = $('text').value.trim();
   const file = state.pendingFile;
   if (!text && !file) return;
-  const clientId = crypto.randomUUID();
+  draft.clientId ??= crypto.randomUUID();
+  draft.sending = true;
   $('room-error').textContent = '';
   clearTimeout(typingIdle);
   if (typingSentAt) setTyping(false);
   try {
-    const message = file ? await sendWithFile(text, file, clientId) : (await gql(Q.send, {
-      input: { roomId: state.current, text, clientId },
+    const message = file ? await sendWithFile(text, file, draft.clientId) : (await gql(Q.send, {
+      input: { roomId: state.current, text, clientId: draft.clientId },
     })).sendMessage;
     $('text').value = '';
-    state.pendingFile = null;
-    $('file').value = '';
-    $('pending-file').textContent = '';
+    setPendingFile(null);
     if (message?.id && message.room?.id === state.current) upsertMessage(message);
   } catch (error) {
-    $('room-error').textContent = error.message;
+    if (error.fileRefused) {
+      setPendingFile(null); // the text stays; the refused file goes
+      $('room-error').textContent = `${file.name} was not sent: ${error.message}`;
+    } else {
+      $('room-error').textContent = sendFailure(error);
+    }
+  } finally {
+    draft.sending = false;
   }
 });
 
@@ -628,7 +703,12 @@ async function sendWithFile(text, file, clientId) {
     body: form,
   });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error?.message ?? `Upload failed (${response.status})`);
+  if (!response.ok) {
+    const error = new Error(body.error?.message ?? `Upload failed (${response.status})`);
+    // The file itself was refused (too big, a type not allowed, not a readable image).
+    error.fileRefused = [400, 413, 415].includes(response.status) && body.error?.code !== 'RATE_LIMITED';
+    throw error;
+  }
   return null;
 }
 
@@ -1015,7 +1095,7 @@ async function enterApp(user) {
   $('me-name').textContent = nameOf(user);
   $('auth').hidden = true;
   $('app').hidden = false;
-  live = new LiveEvents(onEvent, (up) => $('connection').classList.toggle('live', up));
+  live = new LiveEvents(onEvent, showConnection);
   live.start();
   await loadRooms();
   const first = [...state.rooms.values()].filter((r) => r.myRole && r.kind === 'GROUP')
@@ -1024,7 +1104,11 @@ async function enterApp(user) {
 }
 
 async function main() {
-  if (!session.token) return showAuth();
+  try {
+    await refreshTokens(); // signed in on an earlier visit: the cookie says so
+  } catch {
+    return; // signed out: the log-in form shows
+  }
   try {
     const { me } = await gql(Q.me);
     if (!me) return signOut();
