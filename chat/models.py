@@ -109,8 +109,16 @@ class Room(models.Model):
         return f"{low}:{high}"
 
 
+class NotificationLevel(models.TextChoices):
+    """What a member is notified of in a room."""
+
+    ALL = "all", "Every message"
+    MENTIONS = "mentions", "Mentions only"
+    NONE = "none", "Nothing"
+
+
 class Membership(models.Model):
-    """A user's place in a room, with their role and read position."""
+    """A user's place in a room, with their role, read position and notification level."""
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
@@ -126,6 +134,12 @@ class Membership(models.Model):
     joined_seq = models.BigIntegerField(default=0)
     last_read_message = models.ForeignKey("Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     last_read_at = models.DateTimeField(null=True, blank=True)
+    notification_level = models.CharField(
+        max_length=8,
+        choices=NotificationLevel.choices,
+        default=NotificationLevel.MENTIONS,
+        help_text="Which messages of the room store a notification for this member.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_one_per_user_and_room")]
@@ -282,3 +296,37 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.seq} in {self.room_id}"
+
+
+class Notification(models.Model):
+    """Something that concerns one user, stored so that it waits for them while
+    they are offline (the inbox) and counted until they mark it read."""
+
+    class Kind(models.TextChoices):
+        MENTIONED = "MENTIONED"
+        NEW_MESSAGE = "NEW_MESSAGE"
+        ADDED_TO_ROOM = "ADDED_TO_ROOM"
+        DIRECT_CHAT_STARTED = "DIRECT_CHAT_STARTED"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    # Deleting a message deletes its notifications in the same transaction: a
+    # mention of removed text must not outlive it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="notification_inbox_idx"),
+            models.Index(
+                fields=["user", "room", "kind"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id} in {self.room_id}"

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from chat import access, events, ratelimit
 from chat.errors import BadUserInput, Forbidden, NotFound, RoomFull
-from chat.models import Event, Membership, Room, User
+from chat.models import Event, Membership, Notification, Room, User
+from chat.services.notifications import notify
 
 Role = Membership.Role
 NAME_MAX = Room._meta.get_field("name").max_length
@@ -29,20 +30,6 @@ def parse_id(value, what: str = "Object") -> int:
     if not 0 < pk < 2**63:
         raise NotFound(f"{what} not found.")
     return pk
-
-
-def notify(user_ids, kind: str, room: Room, by: User, message: dict | None = None) -> None:
-    """Publish a notification to each user after commit (realtime renders it)."""
-    payload = {
-        "type": events.NOTIFICATION_TYPE,
-        "kind": kind,
-        "room": events.room_snapshot(room),
-        "message": message,
-        "by": events.user_snapshot(by),
-        "created_at": timezone.now().isoformat(),
-    }
-    for uid in user_ids:
-        events.publish_on_commit([events.user_group(uid)], payload)
 
 
 def _clean_name(name) -> str:
@@ -131,7 +118,7 @@ def create_room(actor, name, topic="", is_private=False, member_ids=()) -> Room:
         _join(room, actor, Role.OWNER, None)
         for pk in ids:
             _join(room, members[pk], Role.MEMBER, actor)
-        notify(ids, "ADDED_TO_ROOM", room, actor)
+        notify(ids, Notification.Kind.ADDED_TO_ROOM, room, actor)
     return room
 
 
@@ -262,7 +249,7 @@ def add_member(actor, room_id, user_id) -> Room:
             return room
         _ensure_room_has_space(room)
         _join(room, user, Role.MEMBER, actor)
-        notify([user.pk], "ADDED_TO_ROOM", room, actor)
+        notify([user.pk], Notification.Kind.ADDED_TO_ROOM, room, actor)
     return room
 
 
@@ -366,7 +353,7 @@ def start_direct_chat(actor, user_id) -> Room:
             room = events.lock_room(created.pk)
             _join(room, actor, Role.MEMBER, None)
             _join(room, partner, Role.MEMBER, actor)
-            notify([partner.pk], "DIRECT_CHAT_STARTED", room, actor)
+            notify([partner.pk], Notification.Kind.DIRECT_CHAT_STARTED, room, actor)
     except IntegrityError:
         # Another request created the pair's room between our check and insert.
         return Room.objects.get(direct_key=key, deleted_at__isnull=True)

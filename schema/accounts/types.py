@@ -4,7 +4,8 @@ from datetime import datetime
 
 import strawberry
 import strawberry_django
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -13,6 +14,22 @@ from chat import access, tokens
 from chat.models import User
 from chat.services import presence
 from schema.context import viewer
+
+
+def unread_notification_count_expression(info: Info):
+    """The caller's own unread notifications (0 for anyone else's row: the field shows null there)."""
+    user = info.context.user
+    if not user.is_authenticated:
+        return Value(0, output_field=IntegerField())
+    unread = (
+        access.notifications_visible_to(user)
+        .filter(user_id=OuterRef("pk"), read_at__isnull=True)
+        .order_by()
+        .values("user")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
 
 
 @strawberry_django.type(User, name="User")
@@ -46,6 +63,22 @@ class UserType(relay.Node):
     )
     def is_online(self, root: User) -> bool:
         return presence.is_online(root.pk)
+
+    @strawberry_django.field(
+        annotate={"unread_notifications": unread_notification_count_expression},
+        description=(
+            "How many of your notifications are unread (see `notifications(unreadOnly: true)`): "
+            "on `me` only, null for anyone else."
+        ),
+    )
+    def unread_notification_count(self, root: User, info: Info) -> int | None:
+        user = info.context.user
+        if not user.is_authenticated or user.pk != root.pk:
+            return None
+        if hasattr(root, "unread_notifications"):
+            return root.unread_notifications
+        # `me` hands over the signed-in user itself, not an optimized queryset.
+        return access.notifications_visible_to(user).filter(read_at__isnull=True).count()
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[User], info: Info, **kwargs) -> QuerySet[User]:

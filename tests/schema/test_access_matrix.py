@@ -43,6 +43,14 @@ SEND_MESSAGE = (
 EDIT_MESSAGE = "mutation EditMessage($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { text } }"
 DELETE_MESSAGE = "mutation DeleteMessage($id: ID!) { deleteMessage(id: $id) { text isDeleted } }"
 MARK_READ = "mutation MarkRead($roomId: ID!, $messageId: ID!) { markRead(roomId: $roomId, messageId: $messageId) { unreadCount } }"
+NOTIFICATIONS = "query Notifications { notifications(first: 10) { totalCount edges { node { kind room { name } } } } }"
+MARK_NOTIFICATIONS_READ = "mutation MarkNotificationsRead { markNotificationsRead(all: true) }"
+SET_ROOM_NOTIFICATION_LEVEL = (
+    "mutation SetRoomNotificationLevel($roomId: ID!) "
+    "{ setRoomNotificationLevel(roomId: $roomId, level: NONE) { name notificationLevel } }"
+)
+# The rooms each role was added to by the owner when the world was made (one ADDED_TO_ROOM each).
+ADDED_TO = {"admin": ["Secret", "Lobby"], "member": ["Secret", "Lobby"]}
 
 ALL_SIGNED_IN_OK = {role: None for role in ROLES if role != "anonymous"}
 MEMBERS_OK = {"member": None, "admin": None, "owner": None}
@@ -307,6 +315,41 @@ CASES = [
         lambda w: {"roomId": gid("Room", w.public.pk), "messageId": gid("Message", w.owner_message.pk)},
         {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
         lambda w, role: {"markRead": {"unreadCount": 0}},
+    ),
+    # --- notifications: everyone has their own inbox
+    case(
+        "notifications",
+        NOTIFICATIONS,
+        lambda w: {},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {
+            "notifications": {
+                "totalCount": len(ADDED_TO.get(role, [])),
+                "edges": [{"node": {"kind": "ADDED_TO_ROOM", "room": {"name": n}}} for n in ADDED_TO.get(role, [])],
+            }
+        },
+        changes=False,
+    ),
+    case(
+        "markNotificationsRead",
+        MARK_NOTIFICATIONS_READ,
+        lambda w: {},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"markNotificationsRead": len(ADDED_TO.get(role, []))},
+    ),
+    case(
+        "setRoomNotificationLevel",
+        SET_ROOM_NOTIFICATION_LEVEL,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"setRoomNotificationLevel": {"name": "Lobby", "notificationLevel": "NONE"}},
+    ),
+    case(
+        "setRoomNotificationLevel private",
+        SET_ROOM_NOTIFICATION_LEVEL,
+        lambda w: {"roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"setRoomNotificationLevel": {"name": "Secret", "notificationLevel": "NONE"}},
     ),
 ]
 

@@ -22,7 +22,7 @@ query RoomList($first: Int) {
     edges {
       cursor
       node {
-        id name topic kind isPrivate memberCount unreadCount myRole
+        id name topic kind isPrivate memberCount unreadCount unreadMentionCount notificationLevel myRole
         createdBy { username }
         members(first: 10) { role joinedAt user { id username displayName } }
         lastMessage { id text createdAt isDeleted sender { id username displayName } }
