@@ -30,6 +30,7 @@ from schema.pins.mutations import PinMutations
 from schema.reactions.mutations import ReactionMutations
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
+from schema.search.queries import SearchQueries
 
 
 @strawberry.type
@@ -44,7 +45,7 @@ def _merge(name: str, types: tuple[type, ...]):
     return merge_types(name, types) if types else None
 
 
-Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, NotificationQueries, NodeQueries))
+Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, SearchQueries, NotificationQueries, NodeQueries))
 Mutation = _merge(
     "Mutation",
     (

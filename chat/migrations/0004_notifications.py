@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0002_member_role_changed'),
+        ('chat', '0003_conversations'),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import access, events, ratelimit
+from chat import access, events, ratelimit, search
 from chat.errors import BadUserInput, Forbidden, NotFound
 from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room
 from chat.services import notifications
@@ -144,6 +144,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
             message = Message.objects.create(
                 room=room, sender=actor, text=text, client_id=client_id, reply_to_id=thread_root
             )
+            search.index_message(message)
             if thread_root is not None:
                 _count_replies(thread_root)
             if attachments:
@@ -184,6 +185,7 @@ def edit_message(actor, message_id, text) -> Message:
         message.text = text
         message.edited_at = edited_at
         message.save(update_fields=["text", "edited_at"])
+        search.index_message(message)
         events.record_event(
             room, Event.Kind.MESSAGE_EDITED, {"message": events.message_snapshot(message, attachments)}, actor=actor
         )
@@ -235,6 +237,7 @@ def delete_message(actor, message_id) -> Message:
         MessageEdit.objects.filter(message=message).delete()  # earlier texts go with the current one
         Reaction.objects.filter(message=message).delete()
         notifications.redact_message_notifications(message)
+        search.unindex_message(message)
         message.text = ""
         message.deleted_at = timezone.now()
         message.pinned_at, message.pinned_by = None, None  # a tombstone leaves the pinned list

@@ -49,6 +49,10 @@ SET_ROOM_NOTIFICATION_LEVEL = (
     "mutation SetRoomNotificationLevel($roomId: ID!) "
     "{ setRoomNotificationLevel(roomId: $roomId, level: NONE) { name notificationLevel } }"
 )
+SEARCH_MESSAGES = (
+    "query SearchMessages($query: String!, $roomId: ID) "
+    "{ searchMessages(query: $query, roomId: $roomId) { totalCount edges { node { text } } } }"
+)
 # The rooms each role was added to by the owner when the world was made (one ADDED_TO_ROOM each).
 ADDED_TO = {"admin": ["Secret", "Lobby"], "member": ["Secret", "Lobby"]}
 
@@ -315,6 +319,35 @@ CASES = [
         lambda w: {"roomId": gid("Room", w.public.pk), "messageId": gid("Message", w.owner_message.pk)},
         {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
         lambda w, role: {"markRead": {"unreadCount": 0}},
+    ),
+    # --- search: the caller's own rooms only
+    case(
+        "searchMessages",
+        SEARCH_MESSAGES,
+        lambda w: {"query": "HELLO"},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {
+            "searchMessages": {"totalCount": 1, "edges": [{"node": {"text": "hello lobby"}}]}
+            if role in MEMBERS_OK
+            else {"totalCount": 0, "edges": []}
+        },
+        changes=False,
+    ),
+    case(
+        "searchMessages private room",
+        SEARCH_MESSAGES,
+        lambda w: {"query": "psst", "roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"searchMessages": {"totalCount": 1, "edges": [{"node": {"text": "psst"}}]}},
+        changes=False,
+    ),
+    case(
+        "searchMessages public room not joined",
+        SEARCH_MESSAGES,
+        lambda w: {"query": "hello", "roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"searchMessages": {"totalCount": 1, "edges": [{"node": {"text": "hello lobby"}}]}},
+        changes=False,
     ),
     # --- notifications: everyone has their own inbox
     case(
