@@ -170,3 +170,11 @@ def may_mention_everyone(membership: Membership | None, member_count: int) -> bo
     if member_count <= settings.MENTION_EVERYONE_MAX_MEMBERS:
         return True
     return membership.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def avatar_visible_to(user: User, avatar_id: int) -> bool:
+    """Whether ``user`` may see the avatar: it shows a user they may see or a room they may see."""
+    return (
+        users_visible_to(user).filter(avatar_id=avatar_id).exists()
+        or rooms_visible_to(user).filter(avatar_id=avatar_id).exists()
+    )

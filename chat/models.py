@@ -28,7 +28,9 @@ class User(AbstractUser):
     email = models.EmailField("email address", blank=True)
     display_name = models.CharField(max_length=64, blank=True, help_text="Name shown to other users.")
     bio = models.TextField(max_length=500, blank=True, help_text="A short text about the user.")
-    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    avatar = models.ForeignKey(
+        "Avatar", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The profile picture."
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True, help_text="When the user was last connected.")
     # Bumped on password change, "log out everywhere" and account deletion:
     # every access token carries the version it was issued under.
@@ -89,6 +91,9 @@ class Room(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Sequence number of the room's latest event, assigned under a row lock.
     last_seq = models.BigIntegerField(default=0, editable=False)
+    avatar = models.ForeignKey(
+        "Avatar", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The room's picture."
+    )
 
     class Meta:
         constraints = [
@@ -238,6 +243,32 @@ def attachment_path(instance: Attachment, filename: str) -> str:
 
 def thumbnail_path(instance: Attachment, filename: str) -> str:
     return f"thumbnails/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+def avatar_path(instance: Avatar, filename: str) -> str:
+    return f"avatars/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+class Avatar(models.Model):
+    """A picture of a user or a room: square images re-encoded from an uploaded image,
+    one per size in ``SIZES``. Served only through signed URLs, to whoever may see
+    the user or room that shows it."""
+
+    SIZES = (64, 256)
+
+    small = models.FileField(upload_to=avatar_path, max_length=255, help_text="64x64 pixels.")
+    large = models.FileField(upload_to=avatar_path, max_length=255, help_text="256x256 pixels.")
+    content_type = models.CharField(max_length=32, help_text="image/png or image/jpeg.")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"avatar {self.pk}"
+
+    def file_for(self, size: int):
+        return self.small if size == 64 else self.large
 
 
 class Attachment(models.Model):

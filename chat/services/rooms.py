@@ -14,6 +14,7 @@ from django.utils import timezone
 from chat import access, events, ratelimit
 from chat.errors import BadUserInput, Forbidden, NotFound, RoomFull
 from chat.models import Event, Membership, Notification, Room, User
+from chat.services import avatars
 from chat.services.notifications import notify
 
 Role = Membership.Role
@@ -122,8 +123,11 @@ def create_room(actor, name, topic="", is_private=False, member_ids=()) -> Room:
     return room
 
 
-def update_room(actor, room_id, *, name=None, topic=None, is_private=None) -> Room:
-    """Change a group room's name, topic or privacy (owner, admin or staff)."""
+def update_room(actor, room_id, *, name=None, topic=None, is_private=None, avatar_id=avatars.KEEP) -> Room:
+    """Change a group room's name, topic, privacy or picture (owner, admin or staff).
+
+    ``avatar_id``: an upload of the actor's to use as the room's picture, ``None`` to
+    clear it, ``KEEP`` (left out) to leave it."""
     actor = access.require_user(actor)
     room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
     access.require_role(access.membership_of(actor, room.pk), Role.OWNER, Role.ADMIN, user=actor)
@@ -135,9 +139,14 @@ def update_room(actor, room_id, *, name=None, topic=None, is_private=None) -> Ro
         changes["topic"] = _clean_topic(topic)
     if is_private is not None:
         changes["is_private"] = bool(is_private)
+    prepared = avatars.prepare(actor, avatar_id) if avatar_id is not avatars.KEEP else None
     with transaction.atomic():
         room = events.lock_room(room.pk)
         changes = {k: v for k, v in changes.items() if getattr(room, k) != v}
+        if avatar_id is not avatars.KEEP and (prepared is not None or room.avatar_id is not None):
+            previous = room.avatar_id
+            changes["avatar"] = avatars.store(actor, prepared)
+            avatars.discard(previous)
         if not changes:
             return room
         for key, value in changes.items():

@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from chat import access, tokens
 from chat.models import User
-from chat.services import presence
+from chat.services import avatars, presence
 from schema.context import viewer
 
 
@@ -79,6 +79,16 @@ class UserType(relay.Node):
             return root.unread_notifications
         # `me` hands over the signed-in user itself, not an optimized queryset.
         return access.notifications_visible_to(user).filter(read_at__isnull=True).count()
+
+    @strawberry_django.field(
+        only=["avatar_id"],
+        description=(
+            "The user's picture, square, `size` 64 or 256 pixels (default 256; other sizes are BAD_USER_INPUT): "
+            "a signed URL for you alone, usable in `<img src>`, that expires after a few minutes. Null if none."
+        ),
+    )
+    def avatar_url(self, root: User, info: Info, size: int | None = None) -> str | None:
+        return avatars.avatar_path(viewer(info), root.avatar_id, avatars.clean_size(size))
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[User], info: Info, **kwargs) -> QuerySet[User]:

@@ -16,6 +16,7 @@ from strawberry_django.optimizer import optimize
 from chat import access
 from chat.errors import BadUserInput
 from chat.models import Membership, Message, Notification, Room
+from chat.services import avatars
 from schema.accounts.types import UserType
 from schema.connections import PageConnection
 from schema.context import viewer
@@ -184,6 +185,16 @@ class RoomType(relay.Node):
     )
     def notification_level(self, root: Room) -> NotificationLevelEnum | None:
         return NotificationLevelEnum(root.notification_level) if root.notification_level else None
+
+    @strawberry_django.field(
+        only=["avatar_id"],
+        description=(
+            "The room's picture (`updateRoom(input: {avatarId})`), square, `size` 64 or 256 pixels (default 256): "
+            "a signed URL for you alone that expires after a few minutes. Null if none."
+        ),
+    )
+    def avatar_url(self, root: Room, info: Info, size: int | None = None) -> str | None:
+        return avatars.avatar_path(viewer(info), root.avatar_id, avatars.clean_size(size))
 
     @strawberry_django.field(only=["kind"], description="Whether this is a group room or a direct chat.")
     def kind(self, root: Room) -> RoomKind:

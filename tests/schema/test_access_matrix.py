@@ -49,6 +49,9 @@ SET_ROOM_NOTIFICATION_LEVEL = (
     "mutation SetRoomNotificationLevel($roomId: ID!) "
     "{ setRoomNotificationLevel(roomId: $roomId, level: NONE) { name notificationLevel } }"
 )
+UPDATE_PROFILE_AVATAR = (
+    "mutation UpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { username avatarUrl } }"
+)
 SEARCH_MESSAGES = (
     "query SearchMessages($query: String!, $roomId: ID) "
     "{ searchMessages(query: $query, roomId: $roomId) { totalCount edges { node { text } } } }"
@@ -163,6 +166,22 @@ CASES = [
         lambda w: {"input": {"roomId": gid("Room", w.private.pk), "name": "Renamed"}},
         {"outsider": "NOT_FOUND", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
         lambda w, role: {"updateRoom": {"name": "Renamed", "topic": ""}},
+    ),
+    case(
+        "updateRoom avatar cleared",
+        UPDATE_ROOM,
+        lambda w: {"input": {"roomId": gid("Room", w.public.pk), "avatarId": None}},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"updateRoom": {"name": "Lobby", "topic": "Say hi"}},
+        changes=False,
+    ),
+    case(
+        "updateProfile avatar cleared",
+        UPDATE_PROFILE_AVATAR,
+        lambda w: {"input": {"avatarId": None}},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"updateProfile": {"username": w.user(role).username, "avatarUrl": None}},
+        changes=False,
     ),
     case(
         "deleteRoom",

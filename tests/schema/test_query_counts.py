@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
-from chat.models import Attachment, Membership
+from chat.models import Attachment, Avatar, Membership, Room, User
 from chat.services import messages, pins, reactions, rooms
 from tests.chat_world import fast_user, gid
 
@@ -23,8 +23,9 @@ query RoomList($first: Int) {
       cursor
       node {
         id name topic kind isPrivate memberCount unreadCount unreadMentionCount notificationLevel myRole
+        avatarUrl(size: 64)
         createdBy { username }
-        members(first: 10) { role joinedAt user { id username displayName } }
+        members(first: 10) { role joinedAt user { id username displayName avatarUrl(size: 64) } }
         lastMessage { id text createdAt isDeleted sender { id username displayName } }
       }
     }
@@ -92,6 +93,10 @@ def build_rooms(n: int):
         room = rooms.create_room(me, f"room {i}", member_ids=[u.pk for u in others])
         first = messages.send_message(others[i % 4], room.pk, f"hello {i}")
         messages.send_message(others[(i + 1) % 4], room.pk, f"reply {i} @me", reply_to_id=first.pk)
+        # Pictures for every room and person: their URLs are signed from the ids the rows carry.
+        Room.objects.filter(pk=room.pk).update(avatar=Avatar.objects.create(small="s.png", large="l.png"))
+    for user in (me, *others):
+        User.objects.filter(pk=user.pk).update(avatar=Avatar.objects.create(small="s.png", large="l.png"))
     return me
 
 
@@ -107,6 +112,8 @@ def test_room_list_with_members_last_message_and_unread_count(gql, django_assert
     assert newest["name"] == f"room {rows - 1}"
     assert (newest["memberCount"], newest["unreadCount"], newest["myRole"]) == (5, 2, "OWNER")
     assert (newest["unreadMentionCount"], newest["notificationLevel"]) == (1, "MENTIONS")
+    assert newest["avatarUrl"].startswith("/api/avatars/")
+    assert all(m["user"]["avatarUrl"].startswith("/api/avatars/") for m in newest["members"])
     assert [m["user"]["username"] for m in newest["members"]] == ["me", "friend0", "friend1", "friend2", "friend3"]
     assert newest["lastMessage"]["text"] == f"reply {rows - 1} @me"
     assert newest["lastMessage"]["sender"]["username"] == f"friend{rows % 4}"
