@@ -215,3 +215,53 @@ def test_who_may_set_a_room_picture_and_their_own(client, gql, world, role):
     body = gql(UPDATE_PROFILE, {"input": {"avatarId": mine}}, user=user)
     assert body["data"]["updateProfile"]["username"] == user.username
     assert User.objects.get(pk=user.pk).avatar_id is not None
+
+
+ROOM_EVENTS_WITH_PICTURES = """
+subscription Events($roomId: ID) {
+  roomEvents(roomId: $roomId) {
+    __typename
+    ... on MessageAdded { message { text sender { username avatarUrl(size: 64) } } }
+    ... on RoomUpdated { room { name avatarUrl(size: 64) } }
+  }
+}
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_live_events_carry_pictures(protocol, agql, room, alice, bob):
+    from asgiref.sync import sync_to_async
+
+    from chat.services import messages as message_services
+    from tests.clients import WSClient
+    from tests.schema.test_subscriptions import events_of, until_listening
+
+    def set_pictures():
+        from django.test import Client
+
+        client = Client()
+        alices = uploaded(client, alice, image_bytes(64, 64))
+        User.objects.filter(pk=alice.pk).update(avatar=Avatar.objects.create(small="s.png", large="l.png"))
+        return alices
+
+    upload_id = await sync_to_async(set_pictures)()
+    client = WSClient(token=await sync_to_async(token_for)(bob), protocol=protocol)
+    assert (await client.connect())["type"] == "connection_ack"
+    try:
+        op = await client.subscribe(ROOM_EVENTS_WITH_PICTURES, {"roomId": encode_id("Room", room.pk)})
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "look at me")
+        [added] = await events_of(client, op, 1)
+        assert added["message"]["sender"]["username"] == "alice"
+        assert added["message"]["sender"]["avatarUrl"].startswith("/api/avatars/")
+        body = await agql(
+            UPDATE_ROOM, {"input": {"roomId": encode_id("Room", room.pk), "avatarId": upload_id}}, user=alice
+        )
+        assert "errors" not in body, body
+        [updated] = await events_of(client, op, 1)
+        assert updated["__typename"] == "RoomUpdated"
+        avatar_id = await sync_to_async(lambda: Room.objects.get(pk=room.pk).avatar_id)()
+        assert updated["room"]["avatarUrl"].startswith(f"/api/avatars/{avatar_id}/64?sig=")
+    finally:
+        await client.close()
