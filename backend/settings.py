@@ -229,6 +229,10 @@ ROOM_CREATION_STAFF_ONLY = env_bool("ROOM_CREATION_STAFF_ONLY", False)
 MESSAGE_MAX_LENGTH = 4000
 PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
+# In rooms with more members, only owners and admins may notify everyone with @room or @here.
+MENTION_EVERYONE_MAX_MEMBERS = env_int("MENTION_EVERYONE_MAX_MEMBERS", 50)
+# Longest accepted searchMessages query, in characters.
+SEARCH_QUERY_MAX_LENGTH = 200
 EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
 # Real time: how often a subscription compares its positions with the rooms' latest
 # event (repairs a dropped last event); presence entries expire unless an open

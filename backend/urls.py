@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/rooms/<path:room_id>/messages/", views.post_message),
     path("api/attachments/<path:attachment_id>/download", views.download_attachment),
     path("api/attachments/<path:attachment_id>/thumbnail", views.download_thumbnail),
+    path("api/avatars/<str:avatar_id>/<str:size>", views.download_avatar),
     re_path(r"^api/", views.api_not_found),
     path("admin/", admin.site.urls),
 ]

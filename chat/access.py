@@ -7,10 +7,11 @@ does not exist (``NotFound``), so IDs cannot be probed.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from chat.errors import Forbidden, NotFound, Unauthenticated
-from chat.models import Attachment, Membership, Message, Room, User
+from chat.models import Attachment, Membership, Message, Notification, Room, User
 
 
 def require_user(user) -> User:
@@ -152,3 +153,38 @@ def require_pin_rights(room: Room, membership: Membership) -> None:
     if room.kind == Room.Kind.DIRECT:
         return
     require_role(membership, Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def users_who_see(user: User) -> QuerySet[User]:
+    """Active users who may see ``user``: the mirror of ``users_visible_to``, used to
+    decide who may be notified of what ``user`` does."""
+    if not user.is_active:
+        return User.objects.none()
+    return User.objects.filter(is_active=True)
+
+
+def notifications_visible_to(user: User) -> QuerySet[Notification]:
+    """The user's own notifications, of live rooms they still belong to (leaving a
+    room takes its notifications out of the inbox and the counts)."""
+    if not user.is_authenticated:
+        return Notification.objects.none()
+    return Notification.objects.filter(user=user, room__in=rooms_joined_by(user).values("pk"))
+
+
+def may_mention_everyone(membership: Membership | None, member_count: int) -> bool:
+    """Whether ``@room`` and ``@here`` of this member notify anyone: any member's in
+    rooms of at most ``MENTION_EVERYONE_MAX_MEMBERS``, only owners' and admins' in
+    bigger ones (elsewhere the words stay plain text)."""
+    if membership is None:
+        return False
+    if member_count <= settings.MENTION_EVERYONE_MAX_MEMBERS:
+        return True
+    return membership.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def avatar_visible_to(user: User, avatar_id: int) -> bool:
+    """Whether ``user`` may see the avatar: it shows a user they may see or a room they may see."""
+    return (
+        users_visible_to(user).filter(avatar_id=avatar_id).exists()
+        or rooms_visible_to(user).filter(avatar_id=avatar_id).exists()
+    )

@@ -49,7 +49,7 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ("username", "email", "display_name")
     fieldsets = (
         *BaseUserAdmin.fieldsets,
-        ("Profile", {"fields": ("display_name", "bio", "avatar", "last_seen_at")}),
+        ("Profile", {"fields": ("display_name", "bio", "last_seen_at")}),
     )
 
 

@@ -261,6 +261,44 @@ def _thumbnail(image: Image.Image, upright: Image.Transpose | None) -> tuple[byt
     return out.getvalue(), "jpg"
 
 
+def square_images(fileobj, content_type: str, sizes: Iterable[int]) -> tuple[dict[int, bytes], str]:
+    """Square pictures of a stored, already verified image: turned upright, cropped to
+    the centre, scaled to each of ``sizes`` and re-encoded (PNG when transparent, JPEG
+    otherwise), so nothing of the uploaded file but its pixels is kept. Returns the
+    encoded images by size and their content type."""
+    pillow_format = PILLOW_FORMATS.get(content_type)
+    if pillow_format is None:
+        raise UnsupportedMediaType("An avatar must be an image.", contentType=content_type)
+    sizes = sorted(sizes)
+    try:
+        fileobj.seek(0)
+        with Image.open(fileobj, formats=[pillow_format]) as image:
+            width, height = image.size
+            if width * height > settings.MAX_IMAGE_PIXELS:
+                raise PayloadTooLarge("The image has too many pixels.", maxPixels=settings.MAX_IMAGE_PIXELS)
+            image.draft(image.mode, (sizes[-1], sizes[-1]))
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            has_alpha = upright.mode in {"RGBA", "LA", "PA"} or (upright.mode == "P" and "transparency" in upright.info)
+            upright = upright.convert("RGBA" if has_alpha else "RGB")
+            result = {}
+            for size in sizes:
+                square = ImageOps.fit(upright, (size, size), Image.Resampling.LANCZOS)
+                out = io.BytesIO()
+                if has_alpha:
+                    square.save(out, format="PNG", optimize=True)
+                else:
+                    square.save(out, format="JPEG", quality=88, optimize=True)
+                result[size] = out.getvalue()
+    except Image.DecompressionBombError:
+        raise PayloadTooLarge("The image has too many pixels.", maxPixels=settings.MAX_IMAGE_PIXELS) from None
+    except (UnidentifiedImageError, SyntaxError, OSError, ValueError, EOFError, Image.DecompressionBombWarning):
+        raise BadUserInput("The image is corrupt or truncated.", fields={"avatarId": ["Cannot be read."]}) from None
+    finally:
+        fileobj.seek(0)
+    return result, "image/png" if has_alpha else "image/jpeg"
+
+
 def inspect_upload(fileobj, client_name: str | None) -> InspectedFile:
     """Sniff, check against ``UPLOAD_ALLOWED_TYPES``, name, and for images verify and
     thumbnail. Raises ``UnsupportedMediaType`` (415) for a type not allowed, including

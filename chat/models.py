@@ -28,7 +28,9 @@ class User(AbstractUser):
     email = models.EmailField("email address", blank=True)
     display_name = models.CharField(max_length=64, blank=True, help_text="Name shown to other users.")
     bio = models.TextField(max_length=500, blank=True, help_text="A short text about the user.")
-    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    avatar = models.ForeignKey(
+        "Avatar", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The profile picture."
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True, help_text="When the user was last connected.")
     # Bumped on password change, "log out everywhere" and account deletion:
     # every access token carries the version it was issued under.
@@ -120,6 +122,9 @@ class Room(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Sequence number of the room's latest event, assigned under a row lock.
     last_seq = models.BigIntegerField(default=0, editable=False)
+    avatar = models.ForeignKey(
+        "Avatar", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The room's picture."
+    )
 
     class Meta:
         constraints = [
@@ -140,8 +145,16 @@ class Room(models.Model):
         return f"{low}:{high}"
 
 
+class NotificationLevel(models.TextChoices):
+    """What a member is notified of in a room."""
+
+    ALL = "all", "Every message"
+    MENTIONS = "mentions", "Mentions only"
+    NONE = "none", "Nothing"
+
+
 class Membership(models.Model):
-    """A user's place in a room, with their role and read position."""
+    """A user's place in a room, with their role, read position and notification level."""
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
@@ -157,6 +170,12 @@ class Membership(models.Model):
     joined_seq = models.BigIntegerField(default=0)
     last_read_message = models.ForeignKey("Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     last_read_at = models.DateTimeField(null=True, blank=True)
+    notification_level = models.CharField(
+        max_length=8,
+        choices=NotificationLevel.choices,
+        default=NotificationLevel.MENTIONS,
+        help_text="Which messages of the room store a notification for this member.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_one_per_user_and_room")]
@@ -257,6 +276,32 @@ def thumbnail_path(instance: Attachment, filename: str) -> str:
     return f"thumbnails/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
 
 
+def avatar_path(instance: Avatar, filename: str) -> str:
+    return f"avatars/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+class Avatar(models.Model):
+    """A picture of a user or a room: square images re-encoded from an uploaded image,
+    one per size in ``SIZES``. Served only through signed URLs, to whoever may see
+    the user or room that shows it."""
+
+    SIZES = (64, 256)
+
+    small = models.FileField(upload_to=avatar_path, max_length=255, help_text="64x64 pixels.")
+    large = models.FileField(upload_to=avatar_path, max_length=255, help_text="256x256 pixels.")
+    content_type = models.CharField(max_length=32, help_text="image/png or image/jpeg.")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"avatar {self.pk}"
+
+    def file_for(self, size: int):
+        return self.small if size == 64 else self.large
+
+
 class Attachment(models.Model):
     """A file uploaded by a user, private to the room of the message it is attached to."""
 
@@ -313,3 +358,37 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.seq} in {self.room_id}"
+
+
+class Notification(models.Model):
+    """Something that concerns one user, stored so that it waits for them while
+    they are offline (the inbox) and counted until they mark it read."""
+
+    class Kind(models.TextChoices):
+        MENTIONED = "MENTIONED"
+        NEW_MESSAGE = "NEW_MESSAGE"
+        ADDED_TO_ROOM = "ADDED_TO_ROOM"
+        DIRECT_CHAT_STARTED = "DIRECT_CHAT_STARTED"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    # Deleting a message deletes its notifications in the same transaction: a
+    # mention of removed text must not outlive it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="notification_inbox_idx"),
+            models.Index(
+                fields=["user", "room", "kind"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id} in {self.room_id}"

@@ -206,6 +206,42 @@ def document() -> dict:
             },
             "/api/attachments/{attachmentId}/download": _download("download", "Download an attachment's bytes."),
             "/api/attachments/{attachmentId}/thumbnail": _download("thumbnail", "Download an image's thumbnail."),
+            "/api/avatars/{avatarId}/{size}": {
+                "get": {
+                    "operationId": "downloadAvatar",
+                    "summary": "Download a user's or room's picture.",
+                    "description": (
+                        "A square PNG or JPEG, for whoever may see the user or room that shows it, authenticated "
+                        "by a JWT or by the signed `sig` of the URL that GraphQL's `avatarUrl` returns (valid "
+                        f"{settings.DOWNLOAD_URL_MAX_AGE} s). Everyone else gets the same 404 as for a missing picture."
+                    ),
+                    "security": [{"bearer": []}, {}],
+                    "parameters": [
+                        {
+                            "name": "avatarId",
+                            "in": "path",
+                            "required": True,
+                            "description": "The avatar's id (part of the URL `avatarUrl` returns).",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "size",
+                            "in": "path",
+                            "required": True,
+                            "description": "64 or 256 (pixels per side).",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "sig",
+                            "in": "query",
+                            "required": False,
+                            "description": "The signature from an `avatarUrl`.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {"200": _file_response("The picture."), **_errors("401", "404", "405", "503")},
+                }
+            },
             "/api/openapi.json": {
                 "get": {
                     "operationId": "openapiDocument",

@@ -33,7 +33,7 @@ from chat.errors import (
     is_nul_character_error,
 )
 from chat.models import Attachment, Message, User
-from chat.services import attachments
+from chat.services import attachments, avatars
 
 logger = logging.getLogger(__name__)
 
@@ -299,3 +299,16 @@ def download_attachment(request, actor, attachment_id: str):
 def download_thumbnail(request, actor, attachment_id: str):
     """``GET /api/attachments/<id>/thumbnail``: an image's thumbnail, like ``download``."""
     return _serve(request, actor, attachment_id, attachments.THUMBNAIL)
+
+
+@api_view("GET")
+def download_avatar(request, actor, avatar_id: str, size: str):
+    """``GET /api/avatars/<id>/<size>``: a user's or room's picture (size 64 or 256), for
+    whoever may see that user or room, with a JWT or a signed ``?sig=``."""
+    avatar = avatars.open_avatar(actor, avatar_id, size, signature=request.GET.get("sig"))
+    response = StreamedFileResponse(avatar.file, content_type=avatar.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -23,11 +23,14 @@ from schema.live.shared_events import SharedEventExecutionContext
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
 from schema.node_ids import cache_node_id_attrs
+from schema.notifications.mutations import NotificationMutations
+from schema.notifications.queries import NotificationQueries
 from schema.operation_log import OperationLog
 from schema.pins.mutations import PinMutations
 from schema.reactions.mutations import ReactionMutations
 from schema.rooms.mutations import RoomMutations
 from schema.rooms.queries import RoomQueries
+from schema.search.queries import SearchQueries
 
 
 @strawberry.type
@@ -42,7 +45,7 @@ def _merge(name: str, types: tuple[type, ...]):
     return merge_types(name, types) if types else None
 
 
-Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, NodeQueries))
+Query = _merge("Query", (AccountQueries, RoomQueries, MessageQueries, SearchQueries, NotificationQueries, NodeQueries))
 Mutation = _merge(
     "Mutation",
     (
@@ -51,6 +54,7 @@ Mutation = _merge(
         MessageMutations,
         ReactionMutations,
         PinMutations,
+        NotificationMutations,
         EventMutations,
         AttachmentMutations,
     ),

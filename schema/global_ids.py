@@ -30,3 +30,8 @@ def decode_id(value, type_name: str, argument: str = "id") -> int:
 
 def encode_id(type_name: str, pk: int) -> str:
     return str(relay.GlobalID(type_name, str(pk)))
+
+
+def upload_id(value) -> int | None:
+    """The database id of an upload named as ``avatarId`` (``None`` stays ``None``)."""
+    return None if value is None else decode_id(value, "Attachment", "avatarId")

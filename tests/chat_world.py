@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from strawberry import relay
 
-from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room, User
+from chat.models import Attachment, Event, Membership, Message, MessageEdit, Notification, Reaction, Room, User
 from chat.services import messages, rooms
 
 
@@ -73,7 +73,9 @@ def db_state() -> dict:
             Room.objects.order_by("pk").values_list("pk", "name", "topic", "is_private", "deleted_at", "last_seq")
         ),
         "memberships": list(
-            Membership.objects.order_by("pk").values_list("room_id", "user_id", "role", "last_read_message_id")
+            Membership.objects.order_by("pk").values_list(
+                "room_id", "user_id", "role", "last_read_message_id", "notification_level"
+            )
         ),
         "messages": list(
             Message.objects.order_by("pk").values_list(
@@ -84,6 +86,7 @@ def db_state() -> dict:
         "edits": list(MessageEdit.objects.order_by("pk").values_list("pk", "message_id", "text")),
         "attachments": list(Attachment.objects.order_by("pk").values_list("pk", "message_id")),
         "events": list(Event.objects.order_by("pk").values_list("pk", "room_id", "seq", "kind")),
+        "notifications": list(Notification.objects.order_by("pk").values_list("pk", "user_id", "read_at")),
     }
 
 

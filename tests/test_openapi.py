@@ -142,6 +142,7 @@ REST_OPERATIONS = {
     "POST /api/rooms/{roomId}/messages/",
     "GET /api/attachments/{attachmentId}/download",
     "GET /api/attachments/{attachmentId}/thumbnail",
+    "GET /api/avatars/{avatarId}/{size}",
 }
 
 

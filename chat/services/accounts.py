@@ -26,7 +26,7 @@ from chat import ratelimit, tokens
 from chat.access import require_user
 from chat.errors import BadUserInput, RateLimited
 from chat.models import User
-from chat.services import rooms
+from chat.services import avatars, rooms
 
 BAD_CREDENTIALS = "Please enter valid credentials."
 REQUIRED = "This field is required."
@@ -300,9 +300,16 @@ def change_password(
 
 
 def update_profile(
-    actor: User, *, display_name: str | None = None, bio: str | None = None, email: str | None = None
+    actor: User,
+    *,
+    display_name: str | None = None,
+    bio: str | None = None,
+    email: str | None = None,
+    avatar_id=avatars.KEEP,
 ) -> User:
-    """Change the given profile fields of the actor (``None`` leaves a field as is)."""
+    """Change the given profile fields of the actor (``None`` leaves a field as is;
+    for ``avatar_id``, an upload of the actor's to use as their picture, ``None``
+    to clear it, ``KEEP`` to leave it)."""
     actor = require_user(actor)
     changes: dict[str, str] = {}
     errors: dict[str, list[str]] = {}
@@ -316,10 +323,16 @@ def update_profile(
         changes["email"] = User.objects.normalize_email(_clean_text(email))
         errors["email"] = _email_errors(changes["email"], exclude_pk=actor.pk)
     _raise_if(errors)
-    if not changes:
+    prepared = avatars.prepare(actor, avatar_id) if avatar_id is not avatars.KEEP else None
+    if not changes and avatar_id is avatars.KEEP:
         return actor
     try:
         with transaction.atomic():
+            if avatar_id is not avatars.KEEP:
+                previous = User.objects.select_for_update().values_list("avatar_id", flat=True).get(pk=actor.pk)
+                avatar = avatars.store(actor, prepared)
+                changes["avatar"] = avatar
+                avatars.discard(previous)
             User.objects.filter(pk=actor.pk).update(**changes)
     except IntegrityError:
         _raise_if({"email": [EMAIL_TAKEN]})

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from chat import access, events, ratelimit
+from chat import access, events, ratelimit, search
 from chat.errors import BadUserInput, Forbidden, NotFound
 from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room
-from chat.services.rooms import notify, parse_id
+from chat.services import notifications
+from chat.services.rooms import parse_id
 
 CLIENT_ID_MAX = Message._meta.get_field("client_id").max_length
-# `@name` not preceded by a word character (so e-mail addresses do not mention).
-MENTION = re.compile(r"(?<![\w@])@([\w.+-]+)")
 
 
 def _clean_text(text, *, allow_empty: bool) -> str:
@@ -71,20 +68,6 @@ def _previous_send(actor, client_id: str | None, room: Room) -> Message | None:
     if existing is not None and existing.room_id != room.pk:
         raise BadUserInput("This clientId was used for another room.", fields={"clientId": ["Already used."]})
     return existing
-
-
-def mentioned_user_ids(room: Room, text: str, sender_id: int) -> list[int]:
-    """Members of ``room`` named as ``@username`` (case-insensitive) in ``text``, the sender excepted."""
-    names = {m.rstrip(".-+").lower() for m in MENTION.findall(text)}
-    names.discard("")
-    if not names:
-        return []
-    query = Q()
-    for name in names:
-        query |= Q(user__username__iexact=name)
-    return list(
-        Membership.objects.filter(query, room=room).exclude(user_id=sender_id).values_list("user_id", flat=True)
-    )
 
 
 def _thread_root(room: Room, reply_to_id, thread_id) -> int | None:
@@ -161,6 +144,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
             message = Message.objects.create(
                 room=room, sender=actor, text=text, client_id=client_id, reply_to_id=thread_root
             )
+            search.index_message(message)
             if thread_root is not None:
                 _count_replies(thread_root)
             if attachments:
@@ -169,7 +153,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
                     attachment.message = message
             snapshot = events.message_snapshot(message, attachments)
             events.record_event(room, Event.Kind.MESSAGE_ADDED, {"message": snapshot}, actor=actor)
-            notify(mentioned_user_ids(room, text, actor.pk), "MENTIONED", room, actor, message=snapshot)
+            notifications.notify_message(room, message, actor)
     except IntegrityError:
         # A concurrent retry with the same client id won the insert.
         previous = _previous_send(actor, client_id, room) if client_id else None
@@ -202,6 +186,7 @@ def edit_message(actor, message_id, text) -> Message:
         message.text = text
         message.edited_at = edited_at
         message.save(update_fields=["text", "edited_at"])
+        search.index_message(message)
         events.record_event(
             room, Event.Kind.MESSAGE_EDITED, {"message": events.message_snapshot(message, attachments)}, actor=actor
         )
@@ -253,6 +238,8 @@ def delete_message(actor, message_id) -> Message:
         Attachment.objects.filter(message=message).delete()
         MessageEdit.objects.filter(message=message).delete()  # earlier texts go with the current one
         Reaction.objects.filter(message=message).delete()
+        notifications.redact_message_notifications(message)
+        search.unindex_message(message)
         message.text = ""
         message.deleted_at = timezone.now()
         message.pinned_at, message.pinned_by = None, None  # a tombstone leaves the pinned list
@@ -296,6 +283,7 @@ def mark_read(actor, room_id, message_id) -> Room:
         membership.last_read_message = message
         membership.last_read_at = timezone.now()
         membership.save(update_fields=["last_read_message", "last_read_at"])
+        notifications.mark_room_notifications_read(actor, room, message)
         events.record_event(
             room,
             Event.Kind.READ_RECEIPT,

@@ -76,6 +76,11 @@ class MemoryPresence:
         with self._lock:
             return len(self._live(user_id, time.time()))
 
+    def online(self, user_ids: Iterable[int]) -> list[int]:
+        now = time.time()
+        with self._lock:
+            return [uid for uid in user_ids if self._live(uid, now)]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -123,6 +128,14 @@ class RedisPresence:
     def count(self, user_id: int) -> int:
         return int(self.client.zcount(self._key(user_id), f"({time.time()}", "+inf"))
 
+    def online(self, user_ids: Iterable[int]) -> list[int]:
+        user_ids = list(user_ids)
+        now = f"({time.time()}"
+        pipe = self.client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.zcount(self._key(user_id), now, "+inf")
+        return [uid for uid, count in zip(user_ids, pipe.execute(), strict=True) if count]
+
     def clear(self) -> None:
         for key in self.client.scan_iter(f"{self.prefix}:presence:*"):
             self.client.delete(key)
@@ -138,6 +151,11 @@ def store() -> MemoryPresence | RedisPresence:
 
 def is_online(user_id: int) -> bool:
     return store().count(int(user_id)) > 0
+
+
+def online_user_ids(user_ids: Iterable[int]) -> list[int]:
+    """Those of ``user_ids`` with at least one open socket (one round trip to Redis)."""
+    return store().online(int(uid) for uid in user_ids)
 
 
 def _publish_presence(user: User, online: bool) -> None:

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from chat import access, events, ratelimit
 from chat.errors import BadUserInput, Forbidden, NotFound, RoomFull
-from chat.models import Event, Membership, Room, User
+from chat.models import Event, Membership, Notification, Room, User
+from chat.services import avatars
+from chat.services.notifications import notify
 
 Role = Membership.Role
 NAME_MAX = Room._meta.get_field("name").max_length
@@ -29,20 +31,6 @@ def parse_id(value, what: str = "Object") -> int:
     if not 0 < pk < 2**63:
         raise NotFound(f"{what} not found.")
     return pk
-
-
-def notify(user_ids, kind: str, room: Room, by: User, message: dict | None = None) -> None:
-    """Publish a notification to each user after commit (realtime renders it)."""
-    payload = {
-        "type": events.NOTIFICATION_TYPE,
-        "kind": kind,
-        "room": events.room_snapshot(room),
-        "message": message,
-        "by": events.user_snapshot(by),
-        "created_at": timezone.now().isoformat(),
-    }
-    for uid in user_ids:
-        events.publish_on_commit([events.user_group(uid)], payload)
 
 
 def _clean_name(name) -> str:
@@ -131,12 +119,15 @@ def create_room(actor, name, topic="", is_private=False, member_ids=()) -> Room:
         _join(room, actor, Role.OWNER, None)
         for pk in ids:
             _join(room, members[pk], Role.MEMBER, actor)
-        notify(ids, "ADDED_TO_ROOM", room, actor)
+        notify(ids, Notification.Kind.ADDED_TO_ROOM, room, actor)
     return room
 
 
-def update_room(actor, room_id, *, name=None, topic=None, is_private=None) -> Room:
-    """Change a group room's name, topic or privacy (owner, admin or staff)."""
+def update_room(actor, room_id, *, name=None, topic=None, is_private=None, avatar_id=avatars.KEEP) -> Room:
+    """Change a group room's name, topic, privacy or picture (owner, admin or staff).
+
+    ``avatar_id``: an upload of the actor's to use as the room's picture, ``None`` to
+    clear it, ``KEEP`` (left out) to leave it."""
     actor = access.require_user(actor)
     room = access.access_room(actor, parse_id(room_id, "Room"), moderate=True)
     access.require_role(access.membership_of(actor, room.pk), Role.OWNER, Role.ADMIN, user=actor)
@@ -149,9 +140,14 @@ def update_room(actor, room_id, *, name=None, topic=None, is_private=None) -> Ro
     if is_private is not None:
         changes["is_private"] = bool(is_private)
     ratelimit.throttle("manage_room", actor)
+    prepared = avatars.prepare(actor, avatar_id) if avatar_id is not avatars.KEEP else None
     with transaction.atomic():
         room = events.lock_room(room.pk)
         changes = {k: v for k, v in changes.items() if getattr(room, k) != v}
+        if avatar_id is not avatars.KEEP and (prepared is not None or room.avatar_id is not None):
+            previous = room.avatar_id
+            changes["avatar"] = avatars.store(actor, prepared)
+            avatars.discard(previous)
         if not changes:
             return room
         for key, value in changes.items():
@@ -267,7 +263,7 @@ def add_member(actor, room_id, user_id) -> Room:
             return room
         _ensure_room_has_space(room)
         _join(room, user, Role.MEMBER, actor)
-        notify([user.pk], "ADDED_TO_ROOM", room, actor)
+        notify([user.pk], Notification.Kind.ADDED_TO_ROOM, room, actor)
     return room
 
 
@@ -374,7 +370,7 @@ def start_direct_chat(actor, user_id) -> Room:
             room = events.lock_room(created.pk)
             _join(room, actor, Role.MEMBER, None)
             _join(room, partner, Role.MEMBER, actor)
-            notify([partner.pk], "DIRECT_CHAT_STARTED", room, actor)
+            notify([partner.pk], Notification.Kind.DIRECT_CHAT_STARTED, room, actor)
     except IntegrityError:
         # Another request created the pair's room between our check and insert.
         return Room.objects.get(direct_key=key, deleted_at__isnull=True)

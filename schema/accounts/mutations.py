@@ -21,6 +21,7 @@ from strawberry.types import Info
 from chat.services import accounts
 from schema.accounts.types import AuthPayload, DeleteAccountPayload, RevokeTokenPayload, UserType, VerifyTokenPayload
 from schema.context import signed_in_user
+from schema.global_ids import upload_id
 
 
 def client_address(info: Info) -> str | None:
@@ -52,6 +53,15 @@ class UpdateProfileInput:
     display_name: str | None = strawberry.field(default=None, description="New display name; empty clears it.")
     bio: str | None = strawberry.field(default=None, description="New bio; empty clears it.")
     email: str | None = strawberry.field(default=None, description="New email address.")
+    avatar_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=(
+            "Your profile picture: the ID of an image you uploaded (`uploadAttachment` or `POST /api/uploads/`) and "
+            "have not attached to a message. It is cropped square and re-encoded, and the upload is used up. "
+            "`null` removes the picture; leave it out to keep it. Someone else's or an attached upload is "
+            "BAD_USER_INPUT; a file that is not an image, UNSUPPORTED_MEDIA_TYPE."
+        ),
+    )
 
 
 @strawberry.type
@@ -133,8 +143,9 @@ class AccountMutations:
 
     @strawberry.mutation(description="Change the signed-in user's profile; omitted fields stay as they are.")
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> UserType:
+        avatar = {} if input.avatar_id is strawberry.UNSET else {"avatar_id": upload_id(input.avatar_id)}
         return await sync_to_async(accounts.update_profile)(
-            signed_in_user(info), display_name=input.display_name, bio=input.bio, email=input.email
+            signed_in_user(info), display_name=input.display_name, bio=input.bio, email=input.email, **avatar
         )
 
     @strawberry.mutation(

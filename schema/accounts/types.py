@@ -4,15 +4,32 @@ from datetime import datetime
 
 import strawberry
 import strawberry_django
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from chat import access, tokens
 from chat.models import User
-from chat.services import presence
+from chat.services import avatars, presence
 from schema.context import viewer
+
+
+def unread_notification_count_expression(info: Info):
+    """The caller's own unread notifications (0 for anyone else's row: the field shows null there)."""
+    user = info.context.user
+    if not user.is_authenticated:
+        return Value(0, output_field=IntegerField())
+    unread = (
+        access.notifications_visible_to(user)
+        .filter(user_id=OuterRef("pk"), read_at__isnull=True)
+        .order_by()
+        .values("user")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
 
 
 @strawberry_django.type(User, name="User")
@@ -46,6 +63,32 @@ class UserType(relay.Node):
     )
     def is_online(self, root: User) -> bool:
         return presence.is_online(root.pk)
+
+    @strawberry_django.field(
+        annotate={"unread_notifications": unread_notification_count_expression},
+        description=(
+            "How many of your notifications are unread (see `notifications(unreadOnly: true)`): "
+            "on `me` only, null for anyone else."
+        ),
+    )
+    def unread_notification_count(self, root: User, info: Info) -> int | None:
+        user = info.context.user
+        if not user.is_authenticated or user.pk != root.pk:
+            return None
+        if hasattr(root, "unread_notifications"):
+            return root.unread_notifications
+        # `me` hands over the signed-in user itself, not an optimized queryset.
+        return access.notifications_visible_to(user).filter(read_at__isnull=True).count()
+
+    @strawberry_django.field(
+        only=["avatar_id"],
+        description=(
+            "The user's picture, square, `size` 64 or 256 pixels (default 256; other sizes are BAD_USER_INPUT): "
+            "a signed URL for you alone, usable in `<img src>`, that expires after a few minutes. Null if none."
+        ),
+    )
+    def avatar_url(self, root: User, info: Info, size: int | None = None) -> str | None:
+        return avatars.avatar_path(viewer(info), root.avatar_id, avatars.clean_size(size))
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[User], info: Info, **kwargs) -> QuerySet[User]:

@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 import strawberry
+from channels.db import database_sync_to_async
 from strawberry.types import Info
+from strawberry_django.optimizer import optimize
 
-from chat import realtime
+from chat import access, realtime
+from chat.models import Notification
 from schema.context import signed_in_user
-from schema.events.types import MessageAdded, Notification, RoomEvent, build_event, build_notification
+from schema.events.types import MessageAdded, RoomEvent, build_event
 from schema.global_ids import decode_id
 from schema.live.fast_path import FastPath
+from schema.notifications.types import NotificationType
+
+
+def stored_notification(info: Info, user, pk) -> Notification | None:
+    """The stored notification a live message announces, loaded for the subscription's selection."""
+    if not isinstance(pk, int):
+        return None
+    return optimize(access.notifications_visible_to(user).filter(pk=pk), info).first()
 
 
 @strawberry.type
@@ -55,9 +66,15 @@ class EventSubscriptions:
             yield await build_event(delivery)
 
     @strawberry.subscription(
-        description="What concerns you personally: mentions, being added to a room, direct chats started with you."
+        description=(
+            "Your notifications as they are stored (see the `notifications` query): mentions, messages of rooms "
+            "set to ALL, being added to a room, direct chats started with you. Each carries its stored `id` for "
+            "`markNotificationsRead`. Live only: what arrived while you were away is in the `notifications` query."
+        )
     )
-    async def notifications(self, info: Info) -> AsyncGenerator[Notification, None]:
+    async def notifications(self, info: Info) -> AsyncGenerator[NotificationType, None]:
         user = signed_in_user(info)
         async for message in realtime.notifications(user):
-            yield build_notification(message)
+            notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
+            if notification is not None:  # deleted since (its message was deleted)
+                yield notification

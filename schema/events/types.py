@@ -466,41 +466,6 @@ async def _build_event(delivery: Delivery) -> RoomEvent:
     raise ValueError(f"unknown event kind {kind}")
 
 
-# --- Notifications ------------------------------------------------------------------------
-
-
-@strawberry.enum(name="NotificationKind")
-class NotificationKind(Enum):
-    MENTIONED = strawberry.enum_value("MENTIONED", description="Someone wrote your @username in a message.")
-    ADDED_TO_ROOM = strawberry.enum_value("ADDED_TO_ROOM", description="Someone added you to a room.")
-    DIRECT_CHAT_STARTED = strawberry.enum_value("DIRECT_CHAT_STARTED", description="Someone started a direct chat.")
-
-
-@strawberry.type(description="Something that concerns you personally (live only: not replayed).")
-class Notification:
-    kind: NotificationKind
-    created_at: datetime
-    by: UserType | None = strawberry.field(description="Who caused it.")
-    message: LazyMessage | None = strawberry.field(description="The message, for mentions.")
-    room_obj: strawberry.Private[Room]
-
-    @strawberry.field(description="The room it is about.")
-    async def room(self, info: Info) -> LazyRoom:
-        return await resolve_room(self.room_obj, info)
-
-
-def build_notification(message: dict) -> Notification:
-    room = room_from_snapshot(message["room"])
-    snapshot = message.get("message")
-    return Notification(
-        kind=NotificationKind(message["kind"]),
-        created_at=_dt(message["created_at"]),
-        by=user_from_snapshot(message.get("by")),
-        message=message_from_snapshot(snapshot, room) if snapshot else None,
-        room_obj=room,
-    )
-
-
 EVENT_TYPES = [
     MessageAdded,
     MessageEdited,

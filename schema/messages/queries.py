@@ -2,28 +2,16 @@ from __future__ import annotations
 
 import strawberry
 import strawberry_django
-from django.db import connection
 from django.db.models import QuerySet
 from strawberry.types import Info
 
 from chat import access
+from chat import search as message_search
 from chat.models import Message
 from schema.connections import PageConnection
 from schema.context import signed_in_user
 from schema.global_ids import decode_id
 from schema.messages.types import MessageType
-
-
-def search_messages(qs: QuerySet[Message], text: str) -> QuerySet[Message]:
-    """Full-text search on Postgres, a case-insensitive contains elsewhere. Deleted messages never match."""
-    qs = qs.filter(deleted_at__isnull=True)
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
-
-        return qs.annotate(search_document=SearchVector("text", config="simple")).filter(
-            search_document=SearchQuery(text, config="simple", search_type="websearch")
-        )
-    return qs.filter(text__icontains=text)
 
 
 @strawberry.type
@@ -33,7 +21,7 @@ class MessageQueries:
         description=(
             "A room's messages, newest first (`first`/`after` go back in time, `last`/`before` forward). "
             "Members only: NOT_FOUND for a room you cannot see, FORBIDDEN for a public room you have not joined. "
-            "`search` matches words of the text (full-text search on Postgres)."
+            "`search` keeps the messages containing all its words (full-text search; see `searchMessages`)."
         ),
     )
     def messages(self, info: Info, room_id: strawberry.ID, search: str | None = None) -> QuerySet[Message]:
@@ -41,5 +29,5 @@ class MessageQueries:
         room, _ = access.access_room_as_member(user, decode_id(room_id, "Room", "roomId"))
         qs = Message.objects.filter(room=room)
         if search and search.strip():
-            qs = search_messages(qs, search.strip())
+            qs = message_search.matching(qs, message_search.clean_query(search))
         return qs.order_by("-created_at", "-pk")

@@ -6,7 +6,7 @@ from strawberry.types import Info
 
 from chat.services import rooms
 from schema.context import signed_in_user
-from schema.global_ids import decode_id, encode_id
+from schema.global_ids import decode_id, encode_id, upload_id
 from schema.rooms.queries import refetch_room
 from schema.rooms.types import RoomRole, RoomType
 
@@ -29,6 +29,14 @@ class UpdateRoomInput:
     name: str | None = strawberry.field(default=None, description="1 to 100 characters.")
     topic: str | None = strawberry.field(default=None, description="At most 500 characters.")
     is_private: bool | None = strawberry.field(default=None, description="Make the room private or public.")
+    avatar_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=(
+            "The room's picture: the ID of an image you uploaded and have not attached to a message (used up, "
+            "cropped square and re-encoded). `null` removes it; leave it out to keep it. Members see the "
+            "change as `RoomUpdated`."
+        ),
+    )
 
 
 def _user_ids(values: list[strawberry.ID]) -> list[int]:
@@ -63,6 +71,7 @@ class RoomMutations:
             name=input.name,
             topic=input.topic,
             is_private=input.is_private,
+            **({} if input.avatar_id is strawberry.UNSET else {"avatar_id": upload_id(input.avatar_id)}),
         )
         return refetch_room(info, room.pk)
 

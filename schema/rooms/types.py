@@ -15,10 +15,12 @@ from strawberry_django.optimizer import optimize
 
 from chat import access
 from chat.errors import BadUserInput
-from chat.models import Membership, Message, Room
+from chat.models import Membership, Message, Notification, Room
+from chat.services import avatars
 from schema.accounts.types import UserType
 from schema.connections import PageConnection
 from schema.context import viewer
+from schema.notifications.types import NotificationLevelEnum
 
 if TYPE_CHECKING:
     from schema.messages.types import MessageType
@@ -67,6 +69,28 @@ def unread_count_expression(info: Info):
         .values("n")
     )
     return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
+
+
+def unread_mention_count_expression(info: Info):
+    """The caller's unread MENTIONED notifications in the room."""
+    user_id = _viewer_id(info)
+    if user_id is None:
+        return Value(0, output_field=IntegerField())
+    unread = (
+        Notification.objects.filter(
+            room=OuterRef("pk"), user_id=user_id, kind=Notification.Kind.MENTIONED, read_at__isnull=True
+        )
+        .order_by()
+        .values("room")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
+
+
+def notification_level_expression(info: Info):
+    user_id = _viewer_id(info)
+    return Subquery(Membership.objects.filter(room=OuterRef("pk"), user_id=user_id).values("notification_level")[:1])
 
 
 def my_role_expression(info: Info):
@@ -144,6 +168,33 @@ class RoomType(relay.Node):
             "before your first `markRead`, after you joined. Deleted messages do not count; 0 if you are not a member."
         ),
     )
+
+    unread_mention_count: int = strawberry_django.field(
+        annotate=unread_mention_count_expression,
+        description=(
+            "Your unread mentions in this room (MENTIONED notifications not yet marked read, by "
+            "`markNotificationsRead` or by `markRead` past their message); 0 if you are not a member."
+        ),
+    )
+
+    @strawberry_django.field(
+        annotate={"notification_level": notification_level_expression},
+        description=(
+            "What you are notified of in this room (`setRoomNotificationLevel`); null if you are not a member."
+        ),
+    )
+    def notification_level(self, root: Room) -> NotificationLevelEnum | None:
+        return NotificationLevelEnum(root.notification_level) if root.notification_level else None
+
+    @strawberry_django.field(
+        only=["avatar_id"],
+        description=(
+            "The room's picture (`updateRoom(input: {avatarId})`), square, `size` 64 or 256 pixels (default 256): "
+            "a signed URL for you alone that expires after a few minutes. Null if none."
+        ),
+    )
+    def avatar_url(self, root: Room, info: Info, size: int | None = None) -> str | None:
+        return avatars.avatar_path(viewer(info), root.avatar_id, avatars.clean_size(size))
 
     @strawberry_django.field(only=["kind"], description="Whether this is a group room or a direct chat.")
     def kind(self, root: Room) -> RoomKind:

@@ -123,7 +123,7 @@ class TestSend:
         )
         _, notification = mentions[0]
         assert notification["kind"] == "MENTIONED"
-        assert notification["message"]["id"] == message.pk
+        assert notification["message_id"] == message.pk
         assert notification["by"] == user_snap(world.member)
         assert notification["room"]["id"] == world.public.pk
 

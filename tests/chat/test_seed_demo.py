@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from chat.management.commands.seed_demo import DEMO_PASSWORD
-from chat.models import Event, Membership, Message, MessageEdit, Reaction, Room, User
+from chat.models import Event, Membership, Message, MessageEdit, Notification, Reaction, Room, User
 
 
 def seed() -> str:
@@ -26,13 +26,14 @@ def counts() -> tuple[int, ...]:
         Event.objects.count(),
         Reaction.objects.count(),
         MessageEdit.objects.count(),
+        Notification.objects.count(),
     )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_seed_demo_creates_users_rooms_and_history_once():
     output = seed()
-    assert "3 users, 3 rooms, 71 messages created" in output
+    assert "3 users, 3 rooms, 72 messages created" in output
     assert f"password '{DEMO_PASSWORD}'" in output
 
     for username in ("alice", "bob", "carol"):
@@ -45,10 +46,13 @@ def test_seed_demo_creates_users_rooms_and_history_once():
     assert Room.objects.get(name="design").is_private is True
     assert sorted(Room.objects.get(name="design").members.values_list("username", flat=True)) == ["alice", "carol"]
     # The services wrote the event log: every message has its MessageAdded event.
-    assert Event.objects.filter(kind=Event.Kind.MESSAGE_ADDED).count() == 71
+    assert Event.objects.filter(kind=Event.Kind.MESSAGE_ADDED).count() == 72
     assert Event.objects.filter(kind=Event.Kind.MEMBER_JOINED).exists()
     # Read positions are set, a few messages short of the end for some members.
     assert Membership.objects.filter(last_read_message__isnull=False).count() == Membership.objects.count()
+    # alice finds an unread mention in her inbox.
+    mention = Notification.objects.get(user__username="alice", kind="MENTIONED", read_at__isnull=True)
+    assert (mention.by.username, mention.room.name) == ("bob", "random")
 
     # Some reactions, a thread, a pin and an edited message for the web chat to show.
     assert Reaction.objects.count() == 5

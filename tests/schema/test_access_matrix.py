@@ -43,6 +43,21 @@ SEND_MESSAGE = (
 EDIT_MESSAGE = "mutation EditMessage($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { text } }"
 DELETE_MESSAGE = "mutation DeleteMessage($id: ID!) { deleteMessage(id: $id) { text isDeleted } }"
 MARK_READ = "mutation MarkRead($roomId: ID!, $messageId: ID!) { markRead(roomId: $roomId, messageId: $messageId) { unreadCount } }"
+NOTIFICATIONS = "query Notifications { notifications(first: 10) { totalCount edges { node { kind room { name } } } } }"
+MARK_NOTIFICATIONS_READ = "mutation MarkNotificationsRead { markNotificationsRead(all: true) }"
+SET_ROOM_NOTIFICATION_LEVEL = (
+    "mutation SetRoomNotificationLevel($roomId: ID!) "
+    "{ setRoomNotificationLevel(roomId: $roomId, level: NONE) { name notificationLevel } }"
+)
+UPDATE_PROFILE_AVATAR = (
+    "mutation UpdateProfile($input: UpdateProfileInput!) { updateProfile(input: $input) { username avatarUrl } }"
+)
+SEARCH_MESSAGES = (
+    "query SearchMessages($query: String!, $roomId: ID) "
+    "{ searchMessages(query: $query, roomId: $roomId) { totalCount edges { node { text } } } }"
+)
+# The rooms each role was added to by the owner when the world was made (one ADDED_TO_ROOM each).
+ADDED_TO = {"admin": ["Secret", "Lobby"], "member": ["Secret", "Lobby"]}
 
 ALL_SIGNED_IN_OK = {role: None for role in ROLES if role != "anonymous"}
 MEMBERS_OK = {"member": None, "admin": None, "owner": None}
@@ -151,6 +166,22 @@ CASES = [
         lambda w: {"input": {"roomId": gid("Room", w.private.pk), "name": "Renamed"}},
         {"outsider": "NOT_FOUND", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
         lambda w, role: {"updateRoom": {"name": "Renamed", "topic": ""}},
+    ),
+    case(
+        "updateRoom avatar cleared",
+        UPDATE_ROOM,
+        lambda w: {"input": {"roomId": gid("Room", w.public.pk), "avatarId": None}},
+        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        lambda w, role: {"updateRoom": {"name": "Lobby", "topic": "Say hi"}},
+        changes=False,
+    ),
+    case(
+        "updateProfile avatar cleared",
+        UPDATE_PROFILE_AVATAR,
+        lambda w: {"input": {"avatarId": None}},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"updateProfile": {"username": w.user(role).username, "avatarUrl": None}},
+        changes=False,
     ),
     case(
         "deleteRoom",
@@ -307,6 +338,70 @@ CASES = [
         lambda w: {"roomId": gid("Room", w.public.pk), "messageId": gid("Message", w.owner_message.pk)},
         {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
         lambda w, role: {"markRead": {"unreadCount": 0}},
+    ),
+    # --- search: the caller's own rooms only
+    case(
+        "searchMessages",
+        SEARCH_MESSAGES,
+        lambda w: {"query": "HELLO"},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {
+            "searchMessages": {"totalCount": 1, "edges": [{"node": {"text": "hello lobby"}}]}
+            if role in MEMBERS_OK
+            else {"totalCount": 0, "edges": []}
+        },
+        changes=False,
+    ),
+    case(
+        "searchMessages private room",
+        SEARCH_MESSAGES,
+        lambda w: {"query": "psst", "roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"searchMessages": {"totalCount": 1, "edges": [{"node": {"text": "psst"}}]}},
+        changes=False,
+    ),
+    case(
+        "searchMessages public room not joined",
+        SEARCH_MESSAGES,
+        lambda w: {"query": "hello", "roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"searchMessages": {"totalCount": 1, "edges": [{"node": {"text": "hello lobby"}}]}},
+        changes=False,
+    ),
+    # --- notifications: everyone has their own inbox
+    case(
+        "notifications",
+        NOTIFICATIONS,
+        lambda w: {},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {
+            "notifications": {
+                "totalCount": len(ADDED_TO.get(role, [])),
+                "edges": [{"node": {"kind": "ADDED_TO_ROOM", "room": {"name": n}}} for n in ADDED_TO.get(role, [])],
+            }
+        },
+        changes=False,
+    ),
+    case(
+        "markNotificationsRead",
+        MARK_NOTIFICATIONS_READ,
+        lambda w: {},
+        ALL_SIGNED_IN_OK,
+        lambda w, role: {"markNotificationsRead": len(ADDED_TO.get(role, []))},
+    ),
+    case(
+        "setRoomNotificationLevel",
+        SET_ROOM_NOTIFICATION_LEVEL,
+        lambda w: {"roomId": gid("Room", w.public.pk)},
+        {"outsider": "FORBIDDEN", "staff": "FORBIDDEN", **MEMBERS_OK},
+        lambda w, role: {"setRoomNotificationLevel": {"name": "Lobby", "notificationLevel": "NONE"}},
+    ),
+    case(
+        "setRoomNotificationLevel private",
+        SET_ROOM_NOTIFICATION_LEVEL,
+        lambda w: {"roomId": gid("Room", w.private.pk)},
+        {"outsider": "NOT_FOUND", "staff": "NOT_FOUND", **MEMBERS_OK},
+        lambda w, role: {"setRoomNotificationLevel": {"name": "Secret", "notificationLevel": "NONE"}},
     ),
 ]
 

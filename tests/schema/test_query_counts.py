@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
-from chat.models import Attachment, Membership
+from chat.models import Attachment, Avatar, Membership, Room, User
 from chat.services import messages, pins, reactions, rooms
 from tests.chat_world import fast_user, gid
 
@@ -22,9 +22,10 @@ query RoomList($first: Int) {
     edges {
       cursor
       node {
-        id name topic kind isPrivate memberCount unreadCount myRole
+        id name topic kind isPrivate memberCount unreadCount unreadMentionCount notificationLevel myRole
+        avatarUrl(size: 64)
         createdBy { username }
-        members(first: 10) { role joinedAt user { id username displayName } }
+        members(first: 10) { role joinedAt user { id username displayName avatarUrl(size: 64) } }
         lastMessage { id text createdAt isDeleted sender { id username displayName } }
       }
     }
@@ -62,6 +63,17 @@ ROOM_LIST_QUERIES = 8
 HISTORY_QUERIES = 11
 USERS_QUERIES = 2
 
+SEARCH = """
+query Search($query: String!, $first: Int) {
+  searchMessages(query: $query, first: $first) {
+    totalCount
+    edges { cursor snippet node { id text createdAt sender { id username } room { id name } } }
+  }
+}
+"""
+# Caller, match count, the page of hits with snippets, their messages, senders, rooms.
+SEARCH_QUERIES = 6
+
 
 @pytest.fixture(autouse=True)
 def _no_rate_limits(settings):
@@ -80,7 +92,11 @@ def build_rooms(n: int):
     for i in range(n):
         room = rooms.create_room(me, f"room {i}", member_ids=[u.pk for u in others])
         first = messages.send_message(others[i % 4], room.pk, f"hello {i}")
-        messages.send_message(others[(i + 1) % 4], room.pk, f"reply {i}", reply_to_id=first.pk)
+        messages.send_message(others[(i + 1) % 4], room.pk, f"reply {i} @me", reply_to_id=first.pk)
+        # Pictures for every room and person: their URLs are signed from the ids the rows carry.
+        Room.objects.filter(pk=room.pk).update(avatar=Avatar.objects.create(small="s.png", large="l.png"))
+    for user in (me, *others):
+        User.objects.filter(pk=user.pk).update(avatar=Avatar.objects.create(small="s.png", large="l.png"))
     return me
 
 
@@ -95,8 +111,11 @@ def test_room_list_with_members_last_message_and_unread_count(gql, django_assert
     newest = edges[0]["node"]
     assert newest["name"] == f"room {rows - 1}"
     assert (newest["memberCount"], newest["unreadCount"], newest["myRole"]) == (5, 2, "OWNER")
+    assert (newest["unreadMentionCount"], newest["notificationLevel"]) == (1, "MENTIONS")
+    assert newest["avatarUrl"].startswith("/api/avatars/")
+    assert all(m["user"]["avatarUrl"].startswith("/api/avatars/") for m in newest["members"])
     assert [m["user"]["username"] for m in newest["members"]] == ["me", "friend0", "friend1", "friend2", "friend3"]
-    assert newest["lastMessage"]["text"] == f"reply {rows - 1}"
+    assert newest["lastMessage"]["text"] == f"reply {rows - 1} @me"
     assert newest["lastMessage"]["sender"]["username"] == f"friend{rows % 4}"
 
 
@@ -165,3 +184,14 @@ def test_counts_do_not_depend_on_members_per_room(gql, django_assert_num_queries
         body = gql(ROOM_LIST, {"first": 50}, user=me)
     assert [e["node"]["memberCount"] for e in body["data"]["rooms"]["edges"]] == [35, 35, 35]
     assert all(len(e["node"]["members"]) == 10 for e in body["data"]["rooms"]["edges"])
+
+
+@pytest.mark.parametrize("rows", [5, 50])
+def test_search_page_with_senders_and_rooms(gql, django_assert_num_queries, rows):
+    me = build_rooms(rows)
+    with django_assert_num_queries(SEARCH_QUERIES):
+        body = gql(SEARCH, {"query": "reply", "first": 50}, user=me)
+    edges = body["data"]["searchMessages"]["edges"]
+    assert len(edges) == rows == body["data"]["searchMessages"]["totalCount"]
+    assert edges[0]["node"]["room"]["name"] == f"room {rows - 1}"
+    assert edges[0]["snippet"] == f"<mark>reply</mark> {rows - 1} @me"

@@ -64,6 +64,9 @@ DIRECT_LINES = [
     ("bob", "Sure, after 3pm works for me."),
 ]
 
+# Sent after the read positions are set, so alice finds an unread mention in her inbox.
+MENTION_LINE = ("random", "bob", "@alice I have another joke for you later.")
+
 # Enough history in #general for the web chat's infinite scroll to have pages.
 GENERAL_ROUNDS = 6
 
@@ -170,6 +173,11 @@ class Command(BaseCommand):
             for membership in members:
                 position = sent[max(0, len(sent) - 1 - (membership.user.pk % 3))]
                 message_service.mark_read(membership.user, rooms[room_name].pk, position.pk)
+        room_name, sender, text = MENTION_LINE
+        client_id = f"seed-demo:{room_name}:mention"
+        existed = Message.objects.filter(sender=users[sender], client_id=client_id).exists()
+        message_service.send_message(users[sender], rooms[room_name].pk, text, client_id=client_id)
+        created["messages"] += 0 if existed else 1
         created["messages"] += self.seed_conversations(users, rooms, sent_by_room)
         return created
 

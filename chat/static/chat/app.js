@@ -3,6 +3,8 @@
 // WebSocket for the live `roomEvents` subscription, and the REST shim for image
 // uploads. Everything the user sees is written with textContent (never HTML).
 
+import * as inbox from './inbox.js';
+
 const GRAPHQL_URL = '/graphql/';
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql/`;
 const PAGE_SIZE = 30;
@@ -10,7 +12,7 @@ const TYPING_REFRESH_MS = 3000; // re-send "typing" while the user keeps typing
 const TYPING_IDLE_MS = 4000; // then "stopped" after this much quiet
 const TYPING_SHOWN_MS = 6000; // a remote "typing" without a "stopped" fades after this
 
-const USER_FIELDS = 'id username displayName';
+const USER_FIELDS = 'id username displayName avatarUrl(size: 64)';
 // Reactions, threads, pins and edit history of a message (see "Conversations" below).
 const CONVERSATION_FIELDS = `
   replyTo { id replyCount lastReplyAt } replyCount lastReplyAt pinnedAt pinnedBy { ${USER_FIELDS} }
@@ -22,7 +24,7 @@ const MESSAGE_FIELDS = `
   room { id }
   attachments { id name contentType width height downloadUrl thumbnailUrl }
   ${CONVERSATION_FIELDS}`;
-const ROOM_FIELDS = 'id name topic kind isPrivate memberCount unreadCount myRole';
+const ROOM_FIELDS = 'id name topic kind isPrivate memberCount unreadCount unreadMentionCount myRole';
 
 const Q = {
   login: `mutation Login($username: String!, $password: String!) {
@@ -42,7 +44,7 @@ const Q = {
   edit: `mutation Edit($id: ID!, $text: String!) { editMessage(id: $id, text: $text) { ${MESSAGE_FIELDS} } }`,
   remove: `mutation Delete($id: ID!) { deleteMessage(id: $id) { ${MESSAGE_FIELDS} } }`,
   markRead: `mutation MarkRead($roomId: ID!, $messageId: ID!) {
-    markRead(roomId: $roomId, messageId: $messageId) { id unreadCount } }`,
+    markRead(roomId: $roomId, messageId: $messageId) { id unreadCount unreadMentionCount } }`,
   typing: `mutation Typing($roomId: ID!, $typing: Boolean!) { setTyping(roomId: $roomId, typing: $typing) }`,
   addReaction: `mutation AddReaction($messageId: ID!, $emoji: String!) {
     addReaction(messageId: $messageId, emoji: $emoji) { ${MESSAGE_FIELDS} } }`,
@@ -328,6 +330,7 @@ function showAuth() {
 
 function signOut() {
   live?.stop();
+  inbox.stop();
   live = null;
   session.clear();
   state.me = null;
@@ -402,6 +405,9 @@ function roomItem(room, joined) {
   if (joined) {
     if (room.unreadCount > 0 && room.id !== state.current) {
       item.append(el('span', { class: 'badge', text: String(room.unreadCount), title: 'unread messages' }));
+    }
+    if (room.unreadMentionCount > 0 && room.id !== state.current) {
+      item.append(el('span', { class: 'badge mention-badge', text: '@', title: 'unread mentions' }));
     }
     item.addEventListener('click', () => openRoom(room.id));
   } else {
@@ -559,7 +565,9 @@ function renderMessage(message) {
       el('button', { text: 'Delete', title: 'Delete', onclick: () => deleteMessage(message.id) })));
   }
   const body = el('div', { class: 'body' }, meta,
-    el('div', { class: 'text', text: message.isDeleted ? 'This message was deleted.' : message.text }));
+    message.isDeleted
+      ? el('div', { class: 'text', text: 'This message was deleted.' })
+      : el('div', { class: 'text' }, ...inbox.messageText(message.text, state.me)));
   const files = message.isDeleted ? [] : message.attachments ?? [];
   if (files.length) {
     body.append(el('div', { class: 'attachments' }, ...files.map((file) => {
@@ -571,7 +579,8 @@ function renderMessage(message) {
   }
   if (!message.isDeleted) meta.append(conversationActions(message));
   body.append(conversationBar(message));
-  const avatar = el('span', { class: 'avatar', text: nameOf(message.sender).slice(0, 1).toUpperCase() });
+  const avatar = inbox.avatarFor(message.sender)
+    ?? el('span', { class: 'avatar', text: nameOf(message.sender).slice(0, 1).toUpperCase() });
   avatar.style.background = `hsl(${hue(message.sender?.username ?? '')} 55% 48%)`;
   item.append(avatar, body);
   return item;
@@ -725,8 +734,9 @@ function markReadSoon() {
     try {
       const { markRead } = await gql(Q.markRead, { roomId, messageId: newest.id });
       const room = state.rooms.get(roomId);
-      if (room) room.unreadCount = markRead.unreadCount;
+      if (room) Object.assign(room, { unreadCount: markRead.unreadCount, unreadMentionCount: markRead.unreadMentionCount });
       renderRooms();
+      inbox.roomRead();
     } catch {
       // a deleted room or message: nothing to mark
     }
@@ -1097,6 +1107,9 @@ async function enterApp(user) {
   $('app').hidden = false;
   live = new LiveEvents(onEvent, showConnection);
   live.start();
+  inbox.install({ $, el, gql, freshToken, nameOf, openRoom, state });
+  inbox.renderMyAvatar();
+  inbox.start().catch((error) => console.warn('inbox', error));
   await loadRooms();
   const first = [...state.rooms.values()].filter((r) => r.myRole && r.kind === 'GROUP')
     .sort((a, b) => a.name.localeCompare(b.name))[0];
