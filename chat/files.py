@@ -265,30 +265,53 @@ def square_images(fileobj, content_type: str, sizes: Iterable[int]) -> tuple[dic
     """Square pictures of a stored, already verified image: turned upright, cropped to
     the centre, scaled to each of ``sizes`` and re-encoded (PNG when transparent, JPEG
     otherwise), so nothing of the uploaded file but its pixels is kept. Returns the
-    encoded images by size and their content type."""
+    encoded images by size and their content type.
+
+    Decoding follows the upload's rules (``_image_info``): the decode limit at the
+    scale the image is decoded at, one of ``IMAGE_DECODE_CONCURRENCY`` decode slots,
+    and no full-size copy: the picture is shrunk in place before it is converted."""
     pillow_format = PILLOW_FORMATS.get(content_type)
     if pillow_format is None:
         raise UnsupportedMediaType("An avatar must be an image.", contentType=content_type)
     sizes = sorted(sizes)
+    largest = (sizes[-1], sizes[-1])
     try:
         fileobj.seek(0)
         with Image.open(fileobj, formats=[pillow_format]) as image:
             width, height = image.size
             if width * height > settings.MAX_IMAGE_PIXELS:
-                raise PayloadTooLarge("The image has too many pixels.", maxPixels=settings.MAX_IMAGE_PIXELS)
-            image.draft(image.mode, (sizes[-1], sizes[-1]))
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            has_alpha = upright.mode in {"RGBA", "LA", "PA"} or (upright.mode == "P" and "transparency" in upright.info)
-            upright = upright.convert("RGBA" if has_alpha else "RGB")
+                raise _too_many_pixels(width, height, settings.MAX_IMAGE_PIXELS, "for images")
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            image.draft(image.mode, largest)
+            if image.size[0] * image.size[1] > settings.IMAGE_DECODE_MAX_PIXELS:
+                raise _too_many_pixels(width, height, settings.IMAGE_DECODE_MAX_PIXELS, "for this format")
+            if not _decodes.acquire(timeout=settings.IMAGE_DECODE_WAIT):
+                raise ServiceUnavailable("Too many images are being processed; try again shortly.")
+            try:
+                image.load()
+                has_alpha = image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
+                # Crop to the centre square first, then shrink: the copies that
+                # follow are at most twice the largest size, never the full image.
+                side = min(image.size)
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                square = image.crop((left, top, left + side, top + side))
+                scale = 2 * largest[0] / side
+                if scale < 1:
+                    square = square.resize((2 * largest[0], 2 * largest[1]), Image.Resampling.BOX)
+                square = square.convert("RGBA" if has_alpha else "RGB")
+                upright = _UPRIGHT.get(orientation)
+                if upright is not None:
+                    square = square.transpose(upright)
+            finally:
+                _decodes.release()
             result = {}
             for size in sizes:
-                square = ImageOps.fit(upright, (size, size), Image.Resampling.LANCZOS)
                 out = io.BytesIO()
+                scaled = square.resize((size, size), Image.Resampling.LANCZOS)
                 if has_alpha:
-                    square.save(out, format="PNG", optimize=True)
+                    scaled.save(out, format="PNG", optimize=True)
                 else:
-                    square.save(out, format="JPEG", quality=88, optimize=True)
+                    scaled.save(out, format="JPEG", quality=88, optimize=True)
                 result[size] = out.getvalue()
     except Image.DecompressionBombError:
         raise PayloadTooLarge("The image has too many pixels.", maxPixels=settings.MAX_IMAGE_PIXELS) from None
