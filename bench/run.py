@@ -573,6 +573,7 @@ class Context:
         self.tokens: dict[int, str] = {}
         self.room_counter = 0
         self.peer_skipped = peer_missing()
+        self.profile: str | None = None  # --profile: the name of the profiles to write
         self.peer: Server | None = None  # the peer shared by the fan-out scenarios
 
     @staticmethod
@@ -800,6 +801,9 @@ def scenario_memory(ctx: Context) -> list[dict]:
                     for u in chunk
                 ]
                 time.sleep(0.5 if ctx.quick else 1.0)
+                traced = ctx.profile and kind != "peer"
+                if traced:
+                    server.post("/bench/memory/", {"action": "start"})
                 before = server.rss_kb()
                 subs = Subscribers(ctx, kind, conns, [server.port], per_process=1300)
                 try:
@@ -807,6 +811,10 @@ def scenario_memory(ctx: Context) -> list[dict]:
                     subs.warm_up(senders, timeout=180)
                     time.sleep(0.5 if ctx.quick else 2.0)
                     after = server.rss_kb()
+                    if traced:
+                        name = f"{ctx.profile}-memory-{c}-{kind}-{ctx.mode}.txt"
+                        (RESULTS / name).write_text(server.post("/bench/memory/", {"action": "stop", "lines": 60}))
+                        log(f"  allocations held by the sockets written to bench/results/{name}")
                     subs.stop()
                 finally:
                     subs.kill()
@@ -1294,6 +1302,7 @@ def child(mode: str, quick: bool, scenarios: list[str], out_path: Path, profile:
     call_command("migrate", verbosity=0)
     env = dict(os.environ)
     ctx = Context(mode, quick, tmp, env)
+    ctx.profile = profile
     ctx.verdicts = []
     result = {
         "mode": mode,
@@ -1412,7 +1421,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--modes", default=None, help="embedded,services (quick: embedded)")
     parser.add_argument("--scenarios", default=None, help="fanout,rooms,memory,history,scaleout,redis,layers")
-    parser.add_argument("--profile", default=None, help="cProfile the server during fan-out; name of the output")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="cProfile the server during fan-out, trace allocations during idle memory; name of the output",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

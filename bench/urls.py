@@ -8,5 +8,6 @@ from bench import views
 urlpatterns = [
     path("bench/messages/<int:room_id>/", views.messages_page),
     path("bench/profile/", views.profile),
+    path("bench/memory/", views.memory_profile),
     *project_urlpatterns,
 ]

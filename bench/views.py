@@ -1,4 +1,4 @@
-"""Bench-only HTTP views: the plain history floor and a profiler switch.
+"""Bench-only HTTP views: the plain history floor and profiler switches (time and memory).
 Mounted by ``bench.urls`` only, never by the project."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import io
 import json
 import pstats
 import threading
+import tracemalloc
 
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -64,3 +65,26 @@ async def profile(request):
     stats = pstats.Stats(prof, stream=out)
     stats.sort_stats(body.get("sort", "cumulative")).print_stats(int(body.get("lines", 60)))
     return HttpResponse(out.getvalue(), content_type="text/plain")
+
+
+_memory: dict = {}
+
+
+@csrf_exempt
+@require_POST
+async def memory_profile(request):
+    """``{"action": "start"}`` starts tracing Python allocations; ``{"action": "stop"}``
+    answers what was allocated since and is still held, grouped by ``group``
+    (``filename`` or ``lineno``), largest first, and stops tracing. Tracing costs
+    memory of its own: use it to see where memory goes, not how much."""
+    body = json.loads(request.body)
+    if body["action"] == "start":
+        tracemalloc.start(int(body.get("frames", 1)))
+        _memory["before"] = tracemalloc.take_snapshot()
+        return JsonResponse({"ok": True})
+    after = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    tracemalloc.stop()
+    stats = after.compare_to(_memory.pop("before"), body.get("group", "filename"))
+    total = sum(stat.size_diff for stat in stats)
+    lines = [f"held since start: {total / 1024:.0f} KiB", *(str(stat) for stat in stats[: int(body.get("lines", 40))])]
+    return HttpResponse("\n".join(lines), content_type="text/plain")
