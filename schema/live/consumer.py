@@ -81,6 +81,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
         return ChatContext(request=request, response=response, ws=self, user=self.scope.get("user") or AnonymousUser())
 
     async def on_ws_connect(self, context: ChatContext):
+        if self._identified:
+            # graphql-transport-ws refuses a second connection_init itself (4429); the
+            # legacy protocol would run this again and let a socket change who it is.
+            raise ConnectionRejectionError({"message": "Too many initialisation requests"})
         try:
             token = self._init_token(context.connection_params) or self._handshake_token()
             if token:
@@ -89,7 +93,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
         except ChatError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         self.scope["user"] = user
-        context.user = user
+        context.fix_socket_identity(user)
+        self._identified = True
         if user.is_authenticated:
             await self._presence_start(user)
         return {"user": str(user.pk) if user.is_authenticated else None}
@@ -222,6 +227,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         super().__init__(*args, **kwargs)
         self._cut_off = False
         self._init_received = False
+        self._identified = False  # connection_init accepted: the socket's user is fixed
         self._socket_closed = False
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
