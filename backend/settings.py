@@ -341,6 +341,7 @@ WS_CONNECTION_INIT_TIMEOUT = env_int("WS_CONNECTION_INIT_TIMEOUT", 10)  # second
 WS_MAX_SUBSCRIPTIONS = env_int("WS_MAX_SUBSCRIPTIONS", 20)  # in-flight operations per socket
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)  # incoming frame; bigger closes 1009
 WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 1024 * 1024)  # unsent outgoing bytes; more closes 4429
+WS_MAX_QUEUED_MESSAGES = env_int("WS_MAX_QUEUED_MESSAGES", 100)  # inbound frames not yet handled; more closes 4429
 STRAWBERRY_DJANGO = {
     "FIELD_DESCRIPTION_FROM_HELP_TEXT": True,
     "TYPE_DESCRIPTION_FROM_MODEL_DOCSTRING": True,

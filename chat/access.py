@@ -8,7 +8,7 @@ does not exist (``NotFound``), so IDs cannot be probed.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
 from chat.errors import Forbidden, NotFound, Unauthenticated
 from chat.models import Attachment, Membership, Message, Notification, Room, User
@@ -129,6 +129,37 @@ def listed_memberships() -> QuerySet[Membership]:
     name a user that ``users_visible_to`` hides.
     """
     return Membership.objects.filter(user__is_active=True)
+
+
+def presence_rooms(user: User) -> QuerySet[Room]:
+    """The rooms whose members see ``user``'s presence: the live rooms ``user`` belongs to.
+
+    The presence rule, for every path: someone's presence (``isOnline``,
+    ``lastSeenAt``, ``PresenceChanged``) is visible to themself and to the members
+    of these rooms, nobody else. Live changes are published to these rooms'
+    groups (chat/services/presence.py); queries ask ``presence_visible``.
+    """
+    return rooms_joined_by(user)
+
+
+def presence_visible(viewer: User) -> Q | Value:
+    """A condition on a ``User`` queryset: whether ``viewer`` may see that user's
+    presence, i.e. is that user or a member of one of their ``presence_rooms``."""
+    if not viewer.is_authenticated:
+        return Value(False)
+    shared = Membership.objects.filter(
+        user=OuterRef("pk"),
+        room__deleted_at__isnull=True,
+        room__in=Membership.objects.filter(user=viewer).values("room_id"),
+    )
+    return Q(pk=viewer.pk) | Exists(shared)
+
+
+def may_see_presence(viewer: User, user_id: int) -> bool:
+    """``presence_visible`` for one user."""
+    if not viewer.is_authenticated:
+        return False
+    return User.objects.filter(pk=user_id).filter(presence_visible(viewer)).exists()
 
 
 def memberships_visible_to(user: User) -> QuerySet[Membership]:

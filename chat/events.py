@@ -64,11 +64,17 @@ def record_event(
     Precondition: inside ``transaction.atomic()`` with ``room`` from ``lock_room``.
     ``also_notify`` lists user ids whose ``user.<id>`` group gets the event too
     (a user who just joined is not in the room's group yet).
+
+    A payload that carries a message snapshot under ``"message"`` is content:
+    the event is indexed by that message, so that deleting the message redacts
+    it (chat/redaction.py).
     """
     seq = room.last_seq + 1
     Room.objects.filter(pk=room.pk).update(last_seq=seq)
     room.last_seq = seq
-    event = Event.objects.create(room=room, seq=seq, kind=kind, payload=payload, actor=actor)
+    snapshot = payload.get("message")
+    message_id = snapshot.get("id") if isinstance(snapshot, dict) else None
+    event = Event.objects.create(room=room, seq=seq, kind=kind, payload=payload, actor=actor, message_id=message_id)
     message = event_message(event)
     groups = [room_group(room.pk), *(user_group(uid) for uid in also_notify)]
     transaction.on_commit(partial(publish, groups, message))

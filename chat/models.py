@@ -351,6 +351,11 @@ class Event(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The message whose snapshot the payload carries: deleting or editing that
+    # message finds the events to redact through this index (chat/redaction.py).
+    message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -22,7 +22,6 @@ import html
 import re
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import F, QuerySet, Value
@@ -32,6 +31,7 @@ from django.db.models.functions import Replace
 from chat import access
 from chat.errors import BadUserInput
 from chat.models import Message
+from chat.search_terms import clean_search_term
 
 FTS_TABLE = "chat_message_search"
 PG_INDEX = "message_text_search_idx"
@@ -97,11 +97,7 @@ def unindex_message(message: Message) -> None:
 
 def clean_query(text) -> list[str]:
     """The words of a search text; ``BadUserInput`` if it is too long or has none."""
-    text = (text or "").strip()
-    limit = settings.SEARCH_QUERY_MAX_LENGTH
-    if len(text) > limit:
-        raise BadUserInput(f"Search queries are at most {limit} characters.", fields={"query": [f"At most {limit}."]})
-    words = WORD.findall(text)
+    words = WORD.findall(clean_search_term(text, field="query") or "")
     if not words:
         raise BadUserInput("Search for at least one word.", fields={"query": ["No word to search for."]})
     return words

@@ -24,6 +24,28 @@ class ChatContext:
     connection_params: dict | None = None
     extra: dict = field(default_factory=dict)
 
+    # Over a WebSocket one context serves every operation of the connection, so its
+    # user is the socket's identity: fixed once, by connection_init (or the
+    # handshake), through ``fix_socket_identity``. An operation that tried to change
+    # it (a log-in over the socket) would make the whole socket act as someone
+    # else, outside that user's revocation: assigning ``user`` then raises.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "user" and self.__dict__.get("_identity_fixed"):
+            raise AttributeError("A WebSocket's identity is fixed by its connection_init.")
+        super().__setattr__(name, value)
+
+    def fix_socket_identity(self, user) -> None:
+        """Set the user of a WebSocket's context, once for the connection's life."""
+        self.user = user
+        self.__dict__["_identity_fixed"] = True
+
+    def sign_in(self, user) -> None:
+        """Let the rest of this operation act as ``user`` (a log-in answering the new
+        user's own fields, as django-graphql-jwt does). Over HTTP a context serves
+        one request; over a WebSocket the identity is the socket's and stays."""
+        if self.ws is None:
+            self.user = user
+
     # strawberry and strawberry-django read some context keys dict-style.
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from graphql import DocumentNode, FragmentDefinitionNode, ValidationContext, ValidationRule, Visitor, visit
 from graphql.error import GraphQLError, GraphQLSyntaxError
 from strawberry import scalar
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
@@ -43,7 +44,40 @@ def _limit_rules(max_depth: int, max_aliases: int) -> tuple:
     """The depth and alias rules as classes made once per limit values: Strawberry's
     limiters build new classes per request, which defeats the validation cache
     (its key holds the rules)."""
-    return (depth_rule(max_depth, None, None), alias_rule(max_aliases))
+    return (_depth_rule(max_depth), alias_rule(max_aliases))
+
+
+class _FragmentSpreads(Visitor):
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_fragment_spread(self, node, *args):
+        self.names.add(node.name.value)
+
+
+def _has_unknown_fragments(document: DocumentNode) -> bool:
+    defined = {d.name.value for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    spreads = _FragmentSpreads()
+    visit(document, spreads)
+    return not spreads.names <= defined
+
+
+def _depth_rule(max_depth: int) -> type[ValidationRule]:
+    """Strawberry's depth rule, skipped for a document that spreads a fragment it
+    does not define: the rule looks each one up and would crash (a ``KeyError``
+    answered without a code), while graphql-core's own rule reports it as an
+    unknown fragment."""
+    base = depth_rule(max_depth, None, None)
+
+    class DepthLimit(base):
+        def __init__(self, context: ValidationContext) -> None:
+            if _has_unknown_fragments(context.document):
+                ValidationRule.__init__(self, context)
+            else:
+                super().__init__(context)
+
+    return DepthLimit
 
 
 class DocumentCache(ParserCache):

@@ -24,7 +24,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
-from strawberry.exceptions import StrawberryGraphQLError
+from strawberry.exceptions import MissingQueryError, StrawberryGraphQLError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from chat import tokens
 from chat.errors import ChatError, ServiceUnavailable
@@ -48,6 +50,10 @@ async def authenticate(header: str | None):
 HTTP_ERROR_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+SUBSCRIPTION_OVER_HTTP = (
+    "Subscriptions are not served by a plain HTTP request: subscribe over WebSocket at /graphql/ "
+    "(graphql-transport-ws or graphql-ws)."
+)
 APPLICATION_JSON = "application/json"
 
 
@@ -113,14 +119,31 @@ class GraphQLView(AsyncGraphQLView):
         return sub_response
 
     async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
-        result = await super().execute_single(
-            request=request,
-            request_adapter=request_adapter,
-            sub_response=sub_response,
-            context=context,
-            root_value=root_value,
-            request_data=request_data,
-        )
+        """Strawberry's ``execute_single`` (one query or mutation answered with one
+        JSON result), except that a subscription is a request error: this path
+        would execute it as a query and fail on its stream. Subscriptions over
+        HTTP take the streaming transports, which never come here."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        if not self.allow_queries_via_get and request_adapter.method == "GET":
+            allowed -= {OperationType.QUERY}
+        try:
+            result = await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from None
+        except InvalidOperationTypeError as error:
+            if error.operation_type == OperationType.SUBSCRIPTION:
+                raise HTTPException(400, SUBSCRIPTION_OVER_HTTP) from None
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from None
+        except MissingQueryError:
+            raise HTTPException(400, "No GraphQL query found in the request") from None
         if is_request_error(result) and getattr(sub_response, "graphql_media_type", None) == GRAPHQL_RESPONSE_JSON:
             sub_response.graphql_request_error = True
             sub_response.status_code = 400
@@ -138,10 +161,14 @@ class GraphQLView(AsyncGraphQLView):
         """Strawberry's JSON parsing, refusing with 400 what it would crash on (a 500;
         found by tests/test_fuzz.py): a body that is not UTF-8, a body that is JSON
         but not an object (``null``, ``5``, ``[1]``), an ``operationName`` that is not
-        a string. Query-string values (``str``) keep Strawberry's own checks."""
+        a string. Query-string values (``str``) keep Strawberry's own checks.
+
+        JSON nested deeper than the interpreter's recursion limit (a body or a
+        ``variables`` query parameter of ``[[[[...``) is refused the same way:
+        ``json`` raises ``RecursionError`` for it."""
         try:
             decoded = self.decode_json(data)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise HTTPException(400, "Unable to parse request body as JSON") from None
         if isinstance(data, bytes):
             for item in decoded if isinstance(decoded, list) else [decoded]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 
 from chat.models import User
@@ -124,6 +125,33 @@ class TestTypedRequestErrors:
     def test_unknown_field(self, gql):
         assert codes(gql("query { nope }")) == ["GRAPHQL_VALIDATION_FAILED"]
 
+    @pytest.mark.parametrize(
+        "document",
+        [
+            "query { ...Nope }",
+            "query Q { me { ...Nope } }",
+            "query Q { ...Known } fragment Known on Query { me { ...Nope } }",
+        ],
+    )
+    def test_unknown_fragment(self, gql, document):
+        body = gql(document)
+        assert "data" not in body or body["data"] is None
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert body["errors"][0]["message"] == "Unknown fragment 'Nope'."
+
+    async def test_unknown_fragment_over_websocket(self, db):
+        from tests.clients import WSClient
+
+        client = WSClient()
+        await client.connect()
+        op = await client.subscribe("query { ...Nope }")
+        message = await client.receive()
+        assert message["id"] == op and message["type"] == "error", message
+        assert [(e["message"], e["extensions"]["code"]) for e in message["payload"]] == [
+            ("Unknown fragment 'Nope'.", "GRAPHQL_VALIDATION_FAILED")
+        ]
+        await client.close()
+
     def test_variable_of_the_wrong_type(self, gql):
         body = gql("query Q($first: Int) { users(first: $first) { totalCount } }", {"first": "many"})
         assert codes(body) == ["BAD_USER_INPUT"]
@@ -167,6 +195,7 @@ PROBE = """
 import django, json, os
 os.environ['DJANGO_SETTINGS_MODULE'] = 'backend.settings'
 django.setup()
+from django.conf import settings as django_settings
 from django.test import Client
 c = Client()
 r = c.post('/graphql/', json.dumps({'query': '{ __schema { queryType { name } } }'}), content_type='application/json')
@@ -220,6 +249,40 @@ def test_malformed_requests_are_4xx_json(db, body, content_type):
     assert 400 <= response.status_code < 500, response.content
     payload = response.json()
     assert payload["errors"] and "Traceback" not in response.content.decode()
+
+
+class TestSearchLength:
+    """Every ``search`` argument is capped: a long one is BAD_USER_INPUT, never a database error."""
+
+    @pytest.fixture
+    def member(self, db):
+        from chat.services import rooms
+
+        user = User.objects.create(username="searcher", password="!")
+        room = rooms.create_room(user, "lobby")
+        return user, room
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            "query S($s: String) { users(search: $s) { totalCount } }",
+            "query S($s: String) { rooms(search: $s) { totalCount } }",
+            "query S($s: String, $r: ID!) { messages(roomId: $r, search: $s) { totalCount } }",
+        ],
+    )
+    def test_past_the_cap_is_bad_user_input_and_at_it_runs(self, gql, member, query):
+        from tests.chat_world import gid
+
+        SEARCH_MAX_LENGTH = django_settings.SEARCH_QUERY_MAX_LENGTH
+
+        user, room = member
+        variables = {"r": gid("Room", room.pk)}
+        refused = gql(query, {**variables, "s": "x" * 60_000}, user=user)
+        assert codes(refused) == ["BAD_USER_INPUT"]
+        assert refused["errors"][0]["extensions"]["fields"] == {"search": [f"At most {SEARCH_MAX_LENGTH} characters."]}
+        assert codes(gql(query, {**variables, "s": "x" * (SEARCH_MAX_LENGTH + 1)}, user=user)) == ["BAD_USER_INPUT"]
+        allowed = gql(query, {**variables, "s": " " + "x" * SEARCH_MAX_LENGTH + " "}, user=user)
+        assert "errors" not in allowed, allowed
 
 
 @pytest.mark.services

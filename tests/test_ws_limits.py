@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import websockets
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from tests.clients import WSClient, token_for
 from tests.live import daphne, server_env
@@ -282,3 +285,128 @@ class TestSlowClientUnderDaphne:
                     await client.recv()
             assert client.close_code == 4408
         assert 2.5 < time.monotonic() - started < 7
+
+
+# --- Malformed frames: the socket closes (4400), it never lingers deaf -----------------
+
+
+@pytest.fixture(scope="module")
+def plain_daphne(tmp_path_factory):
+    """daphne with the default limits (frames up to 64 KiB); yields (port, pid)."""
+    folder = tmp_path_factory.mktemp("daphne-malformed")
+    env = server_env(DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}")
+    with daphne(env, folder / "daphne.log", timeout=60) as server:
+        yield server.port, server.process.pid
+
+
+NESTED = "[" * 30_000 + "]" * 30_000
+QUERY = {"query": "query T { __typename }"}
+MALFORMED = {
+    "nested JSON": ("graphql-transport-ws", NESTED),
+    "nested JSON (legacy)": ("graphql-ws", NESTED),
+    "nested JSON in a subscribe": (
+        "graphql-transport-ws",
+        '{"type": "subscribe", "id": "1", "payload": {"query": "{ __typename }", "variables": '
+        + "[" * 30_000
+        + "]" * 30_000
+        + "}}",
+    ),
+    "subscribe id is a list": ("graphql-transport-ws", json.dumps({"type": "subscribe", "id": [1], "payload": QUERY})),
+    "subscribe id is an object": (
+        "graphql-transport-ws",
+        json.dumps({"type": "subscribe", "id": {"a": 1}, "payload": QUERY}),
+    ),
+    "legacy start without payload": ("graphql-ws", json.dumps({"type": "start", "id": "1"})),
+    "legacy start id is a list": ("graphql-ws", json.dumps({"type": "start", "id": [1], "payload": QUERY})),
+}
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _initialised(url: str, protocol: str):
+    client = await websockets.connect(url, subprotocols=[protocol], open_timeout=5, max_size=None)
+    await client.send(json.dumps({"type": "connection_init", "payload": {}}))
+    async with asyncio.timeout(5):
+        assert json.loads(await client.recv())["type"] == "connection_ack"
+    return client
+
+
+@pytest.mark.slow
+class TestMalformedFramesUnderDaphne:
+    @pytest.mark.parametrize("case", sorted(MALFORMED))
+    async def test_the_socket_closes_with_4400(self, plain_daphne, case):
+        port, _ = plain_daphne
+        protocol, frame = MALFORMED[case]
+        client = await _initialised(f"ws://127.0.0.1:{port}/graphql/", protocol)
+        await client.send(frame)
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(5):
+                while True:
+                    message = json.loads(await client.recv())
+                    assert message["type"] in {"error", "ka"}, message  # never a result
+        assert client.close_code == 4400, (client.close_code, client.close_reason)
+
+    async def test_frames_after_a_malformed_one_are_not_buffered(self, plain_daphne):
+        """What the issue measured: a dead handler let the server take 30 MB in 2 s."""
+        port, pid = plain_daphne
+        url = f"ws://127.0.0.1:{port}/graphql/"
+        client = await _initialised(url, "graphql-transport-ws")
+        before = rss_bytes(pid)
+        await client.send(json.dumps({"type": "subscribe", "id": [1], "payload": QUERY}))
+        filler = json.dumps({"type": "ping", "payload": {"pad": "x" * 60_000}})
+        sent = 0
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async with asyncio.timeout(2):
+                while True:
+                    await client.send(filler)
+                    sent += len(filler)
+        assert client.close_code == 4400
+        assert sent < 8 * 1024 * 1024, f"{sent} bytes accepted after the malformed frame"
+        assert rss_bytes(pid) - before < 16 * 1024 * 1024
+        # The server is fine: the next client is served.
+        other = await _initialised(url, "graphql-transport-ws")
+        await other.send(json.dumps({"type": "subscribe", "id": "1", "payload": QUERY}))
+        async with asyncio.timeout(5):
+            assert json.loads(await other.recv())["payload"] == {"data": {"__typename": "Query"}}
+        await other.close()
+
+
+@pytest.mark.django_db(transaction=True)
+class TestInboundQueue:
+    @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+    async def test_frames_queued_past_the_limit_close_the_socket(self, settings, monkeypatch, alice, protocol):
+        """The handler is held up by connection_init (a channel layer that answers in
+        a second) while 50 frames arrive: past WS_MAX_QUEUED_MESSAGES the socket closes."""
+        layer = get_channel_layer()
+        group_add = layer.group_add
+
+        async def slow_group_add(group, channel):
+            await asyncio.sleep(1)
+            return await group_add(group, channel)
+
+        monkeypatch.setattr(layer, "group_add", slow_group_add)
+        settings.WS_MAX_QUEUED_MESSAGES = 10
+        client = WSClient(protocol=protocol)
+        await client.connect(init=False)
+        await client.send({"type": "connection_init", "payload": {"authToken": await sync_to_async(token_for)(alice)}})
+        for _ in range(50):
+            await client.send({"type": "ping"})  # harmless alone: a pong, or ignored by the legacy protocol
+            await asyncio.sleep(0.005)
+        assert await client.receive_close() == 4429
+
+    async def test_under_the_limit_every_frame_is_handled(self, settings, alice):
+        settings.WS_MAX_QUEUED_MESSAGES = 10
+        client = WSClient(token=await sync_to_async(token_for)(alice))
+        assert (await client.connect())["type"] == "connection_ack"
+        for _ in range(50):
+            await client.send({"type": "ping"})
+            assert await client.communicator.receive_json_from(timeout=5) == {"type": "pong"}
+        await client.close()
+
+    def test_default(self, settings):
+        assert settings.WS_MAX_QUEUED_MESSAGES == 100

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import access, events, ratelimit, search
+from chat import access, events, ratelimit, redaction, search
 from chat.errors import BadUserInput, Forbidden, NotFound
 from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room
 from chat.services import notifications
@@ -187,37 +184,18 @@ def edit_message(actor, message_id, text) -> Message:
         message.edited_at = edited_at
         message.save(update_fields=["text", "edited_at"])
         search.index_message(message)
+        redaction.supersede_edited_text(message)
         events.record_event(
             room, Event.Kind.MESSAGE_EDITED, {"message": events.message_snapshot(message, attachments)}, actor=actor
         )
     return message
 
 
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError:  # already gone: nothing left to free
-            pass
-
-
-def _redact_conversation_events(message: Message, tombstone: dict) -> None:
-    """Reaction and pin events carry a snapshot of their message: replaying them
-    after the deletion shows the tombstone, not the text."""
-    kinds = [
-        Event.Kind.REACTION_ADDED,
-        Event.Kind.REACTION_REMOVED,
-        Event.Kind.MESSAGE_PINNED,
-        Event.Kind.MESSAGE_UNPINNED,
-    ]
-    for event in Event.objects.filter(room_id=message.room_id, kind__in=kinds, payload__message__id=message.pk):
-        event.payload["message"] = tombstone
-        event.save(update_fields=["payload"])
-
-
 def delete_message(actor, message_id) -> Message:
     """Soft-delete a message: its text and files go, a tombstone stays in history.
 
+    Every stored copy of its content goes in the same transaction (see
+    chat/redaction.py): replays of its earlier events show the tombstone.
     Allowed for the sender, the room's owner and admins, and staff.
     """
     actor = access.require_user(actor)
@@ -233,23 +211,17 @@ def delete_message(actor, message_id) -> Message:
         message = Message.objects.select_for_update(of=("self",)).select_related("sender").get(pk=message.pk)
         if message.is_deleted:
             return message
-        attachments = list(message.attachments.all())
-        files = [name for a in attachments for name in (a.file.name, a.thumbnail.name) if name]
-        Attachment.objects.filter(message=message).delete()
-        MessageEdit.objects.filter(message=message).delete()  # earlier texts go with the current one
         Reaction.objects.filter(message=message).delete()
-        notifications.redact_message_notifications(message)
-        search.unindex_message(message)
         message.text = ""
         message.deleted_at = timezone.now()
         message.pinned_at, message.pinned_by = None, None  # a tombstone leaves the pinned list
         message.save(update_fields=["text", "deleted_at", "pinned_at", "pinned_by"])
         if message.reply_to_id is not None:
             _count_replies(message.reply_to_id)
-        tombstone = events.message_snapshot(message, [])
-        _redact_conversation_events(message, tombstone)
-        events.record_event(room, Event.Kind.MESSAGE_DELETED, {"message": tombstone}, actor=actor)
-        transaction.on_commit(partial(_delete_files, files))
+        redaction.redact_deleted_message(message)
+        events.record_event(
+            room, Event.Kind.MESSAGE_DELETED, {"message": events.message_snapshot(message, [])}, actor=actor
+        )
     return message
 
 

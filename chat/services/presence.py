@@ -166,7 +166,7 @@ def _publish_presence(user: User, online: bool) -> None:
         "last_seen_at": user.last_seen_at.isoformat() if user.last_seen_at else None,
         "at": now,
     }
-    for room_id in access.rooms_joined_by(user).values_list("pk", flat=True):
+    for room_id in access.presence_rooms(user).values_list("pk", flat=True):
         message = {"type": events.EPHEMERAL_TYPE, "kind": PRESENCE_CHANGED, "room": room_id, "payload": payload}
         events.publish([events.room_group(room_id)], {**message, "created_at": now})
 

@@ -75,7 +75,7 @@ class AccountMutations:
             display_name=input.display_name,
             client_address=client_address(info),
         )
-        info.context.user = issued.user
+        info.context.sign_in(issued.user)
         return AuthPayload.from_issued(issued)
 
     @strawberry.mutation(
@@ -94,7 +94,7 @@ class AccountMutations:
         issued = await sync_to_async(accounts.obtain_tokens)(
             username=username, password=password, client_address=client_address(info)
         )
-        info.context.user = issued.user  # as django-graphql-jwt does: the rest of the operation sees the user
+        info.context.sign_in(issued.user)
         return AuthPayload.from_issued(issued)
 
     @strawberry.mutation(

@@ -9,6 +9,7 @@ from strawberry_django.optimizer import optimize
 from chat import access
 from chat.errors import NotFound
 from chat.models import User
+from chat.search_terms import clean_search_term
 from schema.accounts.types import UserType
 from schema.connections import PageConnection
 from schema.context import signed_in_user, viewer
@@ -32,8 +33,8 @@ class AccountQueries:
     def users(self, info: Info, search: str | None = None) -> QuerySet[User]:
         user = signed_in_user(info)
         qs = access.users_visible_to(user).exclude(pk=user.pk)
-        if search and search.strip():
-            term = search.strip()
+        term = clean_search_term(search)
+        if term is not None:
             qs = qs.filter(Q(username__icontains=term) | Q(display_name__icontains=term))
         return qs.order_by("username", "pk")
 

@@ -32,6 +32,20 @@ def unread_notification_count_expression(info: Info):
     return Coalesce(Subquery(unread, output_field=IntegerField()), Value(0))
 
 
+def _presence_visible(info: Info):
+    return access.presence_visible(viewer(info))
+
+
+def _may_see_presence(root: User, info: Info) -> bool:
+    """The presence rule (chat/access.py) for ``root``: the optimizer's annotation
+    when the user came from an optimized queryset, one query otherwise."""
+    visible = getattr(root, "presence_visible", None)
+    if visible is None:
+        me = viewer(info)
+        visible = me.pk == root.pk or access.may_see_presence(me, root.pk)
+    return bool(visible)
+
+
 @strawberry_django.type(User, name="User")
 class UserType(relay.Node):
     """A person on this chat server."""
@@ -39,7 +53,6 @@ class UserType(relay.Node):
     username: str = strawberry_django.field(description="Unique, case-insensitive login name.")
     display_name: str = strawberry_django.field(description="Name to show; may be empty (then show `username`).")
     bio: str = strawberry_django.field(description="A short text about the user.")
-    last_seen_at: datetime | None = strawberry_django.field(description="When the user was last connected.")
     date_joined: datetime = strawberry_django.field(description="When the account was created.")
 
     @strawberry_django.field(
@@ -57,12 +70,25 @@ class UserType(relay.Node):
 
     @strawberry_django.field(
         only=["id"],
+        annotate={"presence_visible": _presence_visible},
         description=(
-            "Whether the user has at least one open WebSocket (live changes: `PresenceChanged` on `roomEvents`)."
+            "Whether the user has at least one open WebSocket (live changes: `PresenceChanged` on `roomEvents`). "
+            "Shown to the user themself and to people who share a room with them; false for anyone else."
         ),
     )
-    def is_online(self, root: User) -> bool:
-        return presence.is_online(root.pk)
+    def is_online(self, root: User, info: Info) -> bool:
+        return _may_see_presence(root, info) and presence.is_online(root.pk)
+
+    @strawberry_django.field(
+        only=["last_seen_at"],
+        annotate={"presence_visible": _presence_visible},
+        description=(
+            "When the user was last connected. Shown to the user themself and to people who share a room "
+            "with them; null for anyone else."
+        ),
+    )
+    def last_seen_at(self, root: User, info: Info) -> datetime | None:
+        return root.last_seen_at if _may_see_presence(root, info) else None
 
     @strawberry_django.field(
         annotate={"unread_notifications": unread_notification_count_expression},

@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 from strawberry.types import Info
 from strawberry_django.optimizer import optimize
 
-from chat import access
+from chat import access, redaction
 from chat.models import Attachment, Message, Room, User
 from chat.realtime import Delivery
 from schema.accounts.types import UserType
@@ -213,12 +213,12 @@ async def _room(room_id: int, snapshot: dict | None) -> Room:
 
 
 async def event_objects(message: dict) -> dict:
-    """The model instances of a channel-layer event message, once per (room, seq)."""
+    """The model instances of a channel-layer event message, once per (room, seq, revision)."""
     payload = message.get("payload") or {}
     snapshot = payload.get("message") if isinstance(payload.get("message"), dict) else None
     sender = _user_id(snapshot.get("sender")) if snapshot else None
     sender_exists = sender is None or await _user_exists(sender)
-    key = (message["room"], message.get("seq"), sender_exists)
+    key = (message["room"], message.get("seq"), sender_exists, redaction.revision(message.get("payload")))
     cached = _event_objects.get(key) if key[1] is not None else None
     if cached is not None:
         return cached
@@ -285,6 +285,8 @@ class RoomEvent:
     )
     created_at: datetime = strawberry.field(description="When it happened.")
     room_obj: strawberry.Private[Room]
+    # Tells apart versions of the same stored event (chat/redaction.py): part of every render cache key.
+    revision: strawberry.Private[tuple]
 
     @strawberry.field(description="The room it happened in.")
     async def room(self, info: Info) -> LazyRoom:
@@ -400,7 +402,7 @@ class PresenceChanged(RoomEvent):
     last_seen_at: datetime | None
 
 
-# Finished event objects of stored events, per (room, seq, cursor): the subscribers of
+# Finished event objects of stored events, per (room, seq, cursor, revision): the subscribers of
 # a room at the same position share one. As short-lived as the sender check above.
 _built = _LRU(4096, ttl=10)
 
@@ -409,7 +411,7 @@ async def build_event(delivery: Delivery) -> RoomEvent:
     """The GraphQL object of one delivery, shared by the deliveries of the same
     stored event at the same cursor (the parts come from the LRUs above)."""
     message = delivery.message
-    key = (message["room"], message.get("seq"), delivery.cursor)
+    key = (message["room"], message.get("seq"), delivery.cursor, redaction.revision(message.get("payload")))
     if key[1] is None:  # ephemeral: per delivery
         return await _build_event(delivery)
     event = _built.get(key)
@@ -428,6 +430,7 @@ async def _build_event(delivery: Delivery) -> RoomEvent:
         "seq": message.get("seq"),
         "created_at": _dt(message["created_at"]),
         "room_obj": objects["room"],
+        "revision": redaction.revision(payload),
     }
     kind = message["kind"]
     if kind in ("MessageAdded", "MessageEdited", "MessageDeleted"):

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 FORBIDDEN_CLOSE_CODE = 4403
 # A client that does not read what we send (graphql-transport-ws' "too many requests").
 SLOW_CLIENT_CLOSE_CODE = 4429
+# graphql-transport-ws' "Bad request": a frame the protocol handler could not handle.
+INVALID_MESSAGE_CLOSE_CODE = 4400
 # RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
 
@@ -81,6 +83,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
         return ChatContext(request=request, response=response, ws=self, user=self.scope.get("user") or AnonymousUser())
 
     async def on_ws_connect(self, context: ChatContext):
+        if self._identified:
+            # graphql-transport-ws refuses a second connection_init itself (4429); the
+            # legacy protocol would run this again and let a socket change who it is.
+            raise ConnectionRejectionError({"message": "Too many initialisation requests"})
         try:
             token = self._init_token(context.connection_params) or self._handshake_token()
             if token:
@@ -89,7 +95,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
         except ChatError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         self.scope["user"] = user
-        context.user = user
+        context.fix_socket_identity(user)
+        self._identified = True
         if user.is_authenticated:
             await self._presence_start(user)
         return {"user": str(user.pk) if user.is_authenticated else None}
@@ -170,6 +177,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
                 logger.warning("presence disconnect failed", exc_info=True)
 
     async def close(self, code=None, reason=None):
+        self._close_sent = True
         if code == 1011:
             code = FORBIDDEN_CLOSE_CODE
         protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
@@ -217,15 +225,32 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
         self._guarded_channel_receive = guarded
 
+    # --- malformed frames: Strawberry's protocol handler task reads the inbound queue
+    # and dies on what it cannot handle (JSON nested past the recursion limit, an
+    # operation id that is a list, a legacy ``start`` without payload). A socket
+    # whose handler is gone would stay open, answer nothing and queue every later
+    # frame: so any exception in message handling closes it with 4400, the socket
+    # closes whenever its handler ends, and the inbound queue holds at most
+    # WS_MAX_QUEUED_MESSAGES frames (more closes 4429).
+
     async def run(self, *args, **kwargs):
         try:
             return await super().run(*args, **kwargs)
         except (DatabaseError, RedisError, OSError):
             # e.g. the token lookup or a group_add at connection_init while a service is down
             logger.warning("websocket ended by a service failure; closing with 1013", exc_info=True)
-            if not self._socket_closed:
-                await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Service unavailable; try again")
+            await self._close_if_open(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; try again")
+        except Exception:
+            logger.warning("websocket message handling failed; closing with 4400", exc_info=True)
+            await self._close_if_open(INVALID_MESSAGE_CLOSE_CODE, "Invalid message")
+        finally:
+            self._handler_ended = True
+            await self._close_if_open(INVALID_MESSAGE_CLOSE_CODE, "Invalid message")
         return None
+
+    async def _close_if_open(self, code: int, reason: str) -> None:
+        if not self._socket_closed and not self._close_sent:
+            await self.close(code=code, reason=reason)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("connection_init_wait_timeout", timedelta(seconds=settings.WS_CONNECTION_INIT_TIMEOUT))
@@ -233,6 +258,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
         super().__init__(*args, **kwargs)
         self._cut_off = False
         self._init_received = False
+        self._identified = False  # connection_init accepted: the socket's user is fixed
+        self._close_sent = False
+        self._handler_ended = False
         self._socket_closed = False
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
@@ -262,16 +290,21 @@ class GraphQLConsumer(GraphQLWSConsumer):
         await super().websocket_disconnect(message)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        if self._cut_off:
-            return
+        if self._cut_off or self._handler_ended:
+            return  # closing: nobody reads frames any more
         size = len(text_data.encode()) if text_data else len(bytes_data or b"")
         if size > settings.WS_MAX_MESSAGE_BYTES:
             self._cut_off = True
             logger.warning("websocket message of %d bytes refused (limit %d)", size, settings.WS_MAX_MESSAGE_BYTES)
             await self.close(code=1009, reason="Message too big")
             return
+        if strawberry_adapter.queued_messages(self) >= settings.WS_MAX_QUEUED_MESSAGES:
+            self._cut_off = True
+            logger.warning("websocket inbound queue full (%d frames), closing 4429", settings.WS_MAX_QUEUED_MESSAGES)
+            await self.close(code=SLOW_CLIENT_CLOSE_CODE, reason="Too many messages queued")
+            return
         if not self._init_received and text_data:
-            with contextlib.suppress(ValueError, AttributeError):
+            with contextlib.suppress(ValueError, AttributeError, RecursionError):
                 self._init_received = json.loads(text_data).get("type") == "connection_init"
         await super().receive(text_data=text_data, bytes_data=bytes_data)
 

@@ -26,6 +26,7 @@ import contextvars
 from graphql import ExecutionResult, execute_subscription_event
 from strawberry.types import Info
 
+from chat import redaction
 from chat.realtime import Delivery
 from schema.events.types import build_event
 from schema.live import strawberry_adapter
@@ -86,7 +87,8 @@ class FastPath:
         take it: the operation is over, or the execution has errors."""
         if delivery.seq is None or not self._open():
             return False
-        key = share_key(delivery.kind, delivery.room_id, delivery.seq, delivery.cursor, self.signature)
+        revision = redaction.revision(delivery.message.get("payload"))
+        key = share_key(delivery.kind, delivery.room_id, delivery.seq, revision, delivery.cursor, self.signature)
         payload = shared_payload(key, self.consumer.encode_json)
         if payload is None:
             pending = _rendering.get(key)

@@ -124,10 +124,11 @@ def subscription_signature(operation, fragments, variable_values, user) -> tuple
     return (operation_key, variables, None if shared else getattr(user, "pk", None))
 
 
-def share_key(kind: str, room: int, seq: int, cursor: str, signature: tuple) -> tuple:
-    """The key of one shared execution: the event (its type, room and seq), the
-    cursor, and the signature (``subscription_signature``)."""
-    return (kind, room, seq, cursor, *signature)
+def share_key(kind: str, room: int, seq: int, revision: tuple, cursor: str, signature: tuple) -> tuple:
+    """The key of one shared execution: the event (its type, room, seq and
+    revision: a redacted event is another result), the cursor, and the signature
+    (``subscription_signature``)."""
+    return (kind, room, seq, revision, cursor, *signature)
 
 
 def shared_payload(key: tuple, encode) -> str | None:
@@ -171,7 +172,7 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         signature = subscription_signature(self.operation, self.fragments, self.variable_values, user)
         if signature is None:
             return None
-        return share_key(type(event).__name__, room, seq, cursor, signature)
+        return share_key(type(event).__name__, room, seq, event.revision, cursor, signature)
 
     def build_resolve_info(self, field_def, field_nodes, parent_type, path):
         if path.prev is None and self.operation.operation == OperationType.SUBSCRIPTION:

@@ -44,6 +44,7 @@ __all__ = [
     "listen",
     "operation_of_task",
     "operation_open",
+    "queued_messages",
     "resolve_info",
     "set_message_queue",
     "unlisten",
@@ -162,3 +163,8 @@ def unlisten(consumer, types: Iterable[str], queue) -> None:
 def set_message_queue(consumer, queue) -> None:
     """Replace the consumer's inbound frame queue."""
     consumer.message_queue = queue
+
+
+def queued_messages(consumer) -> int:
+    """How many inbound frames wait for the consumer's protocol handler."""
+    return consumer.message_queue.qsize()

@@ -8,6 +8,7 @@ from strawberry.types import Info
 from chat import access
 from chat import search as message_search
 from chat.models import Message
+from chat.search_terms import clean_search_term
 from schema.connections import PageConnection
 from schema.context import signed_in_user
 from schema.global_ids import decode_id
@@ -28,6 +29,7 @@ class MessageQueries:
         user = signed_in_user(info)
         room, _ = access.access_room_as_member(user, decode_id(room_id, "Room", "roomId"))
         qs = Message.objects.filter(room=room)
-        if search and search.strip():
-            qs = message_search.matching(qs, message_search.clean_query(search))
+        term = clean_search_term(search)
+        if term is not None:
+            qs = message_search.matching(qs, message_search.clean_query(term))
         return qs.order_by("-created_at", "-pk")

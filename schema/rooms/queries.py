@@ -9,6 +9,7 @@ from strawberry_django.optimizer import optimize
 from chat import access
 from chat.errors import NotFound
 from chat.models import Room
+from chat.search_terms import clean_search_term
 from schema.connections import PageConnection
 from schema.context import signed_in_user
 from schema.global_ids import decode_id
@@ -37,8 +38,8 @@ class RoomQueries:
         qs = access.rooms_joined_by(user) if joined else access.rooms_visible_to(user)
         if joined is False:
             qs = qs.exclude(memberships__user=user)
-        if search and search.strip():
-            term = search.strip()
+        term = clean_search_term(search)
+        if term is not None:
             qs = qs.filter(Q(name__icontains=term) | Q(topic__icontains=term))
         return qs.order_by("-created_at", "-pk")
 

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from schema.views import negotiate_media_type
+from tests.clients import token_for
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -158,3 +159,73 @@ class TestLegacyApplicationJson:
         )
         assert response.status_code == 200
         assert response.json() == {"data": {"me": {"username": "alice"}}}
+
+
+@pytest.mark.django_db
+class TestSubscriptionsOverPlainHttp:
+    """A subscription POSTed (or GET) as a plain request is a clean request error,
+    never an execution that fails with INTERNAL_SERVER_ERROR."""
+
+    SUBSCRIPTION = "subscription Notes { notifications { kind } }"
+
+    @pytest.mark.parametrize("accept", [None, JSON, GRAPHQL_RESPONSE])
+    @pytest.mark.parametrize("signed_in", [False, True])
+    def test_json_post_is_400_bad_request(self, client, alice, accept, signed_in, caplog):
+        headers = {"Accept": accept} if accept else {}
+        if signed_in:
+            headers["Authorization"] = f"JWT {token_for(alice)}"
+        response = client.post(
+            "/graphql/", json.dumps({"query": self.SUBSCRIPTION}), content_type=JSON, headers=headers
+        )
+        assert response.status_code == 400
+        body = response.json()
+        assert "data" not in body
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "BAD_REQUEST"
+        assert "WebSocket" in error["message"]
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+    def test_multipart_post_is_400_bad_request(self, client, alice):
+        response = client.post(
+            "/graphql/",
+            {"operations": json.dumps({"query": self.SUBSCRIPTION, "variables": {}}), "map": "{}"},
+            headers={"Authorization": f"JWT {token_for(alice)}"},
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+    def test_get_is_400_bad_request(self, client):
+        response = client.get("/graphql/", {"query": self.SUBSCRIPTION}, headers={"Accept": JSON})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+    def test_queries_and_mutations_still_run(self, client, alice):
+        headers = {"Authorization": f"JWT {token_for(alice)}"}
+        response = client.post("/graphql/", json.dumps({"query": ME}), content_type=JSON, headers=headers)
+        assert response.status_code == 200 and response.json()["data"]["me"]["id"]
+
+
+@pytest.mark.django_db
+class TestDeeplyNestedJson:
+    """JSON nested past the parser's recursion limit is a 400 GraphQL error in JSON."""
+
+    DEPTH = 100_000
+
+    @pytest.mark.parametrize("accept", [None, GRAPHQL_RESPONSE])
+    def test_a_nested_body_is_400_json(self, client, accept):
+        response = post(client, "[" * self.DEPTH + "]" * self.DEPTH, accept)
+        assert response.status_code == 400
+        assert media_type(response) in (JSON, GRAPHQL_RESPONSE)
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+    def test_nested_variables_in_a_body_are_400_json(self, client):
+        body = '{"query": "query Me { me { id } }", "variables": ' + '{"a":' * self.DEPTH + "1" + "}" * self.DEPTH + "}"
+        response = post(client, body, None)
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+    def test_nested_variables_in_a_query_string_are_400_json(self, client):
+        variables = "[" * self.DEPTH + "]" * self.DEPTH
+        response = client.get("/graphql/", {"query": ME, "variables": variables}, headers={"Accept": JSON})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

@@ -111,9 +111,10 @@ async def silent(client: WSClient, timeout: float = 0.4) -> None:
         assert event.get("__typename") == "PresenceChanged", message
 
 
-async def subscription_error(client: WSClient, op_id: str) -> dict:
-    """The error that ends a refused subscription, on either protocol."""
-    message = await client.receive()
+async def subscription_error(client: WSClient, op_id: str, first: dict | None = None) -> dict:
+    """The error that ends a refused subscription, on either protocol (``first``: its
+    first message, if already received)."""
+    message = first or await client.receive()
     if message["type"] == "error":  # graphql-transport-ws: errors before the stream starts
         return message["payload"][0]
     assert message["type"] in {"next", "data"}, message

@@ -14,10 +14,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from chat import tokens
+from chat.cursors import encode_cursor
 from chat.models import Message, User
 from tests.chat_world import gid
 from tests.clients import WSClient, token_for
 from tests.live import daphne, migrate, server_env
+from tests.schema.test_subscriptions import subscription_error
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
@@ -169,6 +171,100 @@ class TestRevocationClosesSockets:
         if protocol == "graphql-transport-ws":
             assert await other.execute(ME) == {"data": {"me": {"username": "bob"}}}
         await other.close()
+
+
+TOKEN_AUTH = (
+    "mutation Login($u: String, $p: String) { tokenAuth(username: $u, password: $p) { token user { username } } }"
+)
+ROOM_EVENTS = "subscription E($roomId: ID, $after: String) { roomEvents(roomId: $roomId, after: $after) { seq } }"
+SEND_MESSAGE = 'mutation Send($roomId: ID!) { sendMessage(input: {roomId: $roomId, text: "as someone else"}) { id } }'
+
+
+async def run(client: WSClient, query: str, variables: dict | None = None) -> dict:
+    """A query or mutation over the socket: its result, or ``{"refused": ...}`` for an
+    operation the protocol refuses (the legacy protocol runs no mutations)."""
+    op = await client.subscribe(query, variables)
+    message = await client.receive()
+    assert message.get("id") == op, message
+    if message["type"] == "error":
+        return {"refused": message["payload"]}
+    assert message["type"] in {"next", "data"}, message
+    assert (await client.receive())["type"] == "complete"
+    return message["payload"]
+
+
+def logged_in_as(result: dict, username: str) -> bool:
+    """The log-in answered ``username``'s tokens, or the protocol refused it."""
+    return "refused" in result or result["data"]["tokenAuth"]["user"] == {"username": username}
+
+
+@pytest.mark.django_db(transaction=True)
+class TestOneIdentityPerSocket:
+    """A socket is whoever its connection_init (or handshake) said, for its whole
+    life: a log-in sent over it answers its tokens and changes nobody. (The legacy
+    protocol runs subscriptions only, so there the log-in is refused outright.)"""
+
+    @pytest.fixture
+    def bobs_room(self, bob):
+        from chat.services import rooms
+
+        return rooms.create_room(bob, "bob's", is_private=True)
+
+    async def who(self, client: WSClient, protocol: str, bobs_room) -> str | None:
+        """Who the socket is, as its operations see it: ``me`` where queries run, and
+        whether it may replay the events of a room only bob may see."""
+        replay = {"roomId": gid("Room", bobs_room.pk), "after": encode_cursor({bobs_room.pk: 0})}
+        op = await client.subscribe(ROOM_EVENTS, replay)
+        message = await client.receive()
+        if message["type"] in {"next", "data"} and message["payload"].get("data"):
+            await client.stop(op)
+            seen = "bob"
+        else:
+            error = await subscription_error(client, op, first=message)
+            seen = {"UNAUTHENTICATED": None, "NOT_FOUND": "someone"}[error["extensions"]["code"]]
+        if protocol == "graphql-transport-ws":
+            me = (await run(client, ME))["data"]["me"]
+            return me and me["username"]
+        return seen
+
+    @pytest.mark.parametrize(("protocol", "code"), [("graphql-transport-ws", 4429), ("graphql-ws", 4403)])
+    async def test_a_second_connection_init_closes_the_socket(self, protocol, code, alice, bob):
+        client = WSClient(token=await sync_to_async(token_for)(alice), protocol=protocol)
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.send({"type": "connection_init", "payload": {"authToken": await sync_to_async(token_for)(bob)}})
+        assert await client.receive_close() == code
+
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    async def test_a_login_over_an_anonymous_socket_changes_nothing(self, protocol, room, bob, bobs_room):
+        client = WSClient(protocol=protocol)
+        assert (await client.connect())["type"] == "connection_ack"
+        assert logged_in_as(await run(client, TOKEN_AUTH, {"u": "bob", "p": "correct horse battery"}), "bob")
+        assert await self.who(client, protocol, bobs_room) is None
+        sent = await run(client, SEND_MESSAGE, {"roomId": gid("Room", room.pk)})
+        assert "refused" in sent or sent["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert not await sync_to_async(room.messages.exists)()
+        await client.close()
+
+    @pytest.mark.parametrize("protocol", PROTOCOLS)
+    @pytest.mark.parametrize("mutation", ["revokeAllTokens", "changePassword"])
+    async def test_a_login_as_someone_else_neither_switches_nor_escapes_revocation(
+        self, agql, protocol, mutation, alice, bob, bobs_room
+    ):
+        alice_token = await sync_to_async(token_for)(alice)
+        client = WSClient(token=alice_token, protocol=protocol)
+        assert (await client.connect())["type"] == "connection_ack"
+        assert logged_in_as(await run(client, TOKEN_AUTH, {"u": "bob", "p": "correct horse battery"}), "bob")
+        alice_is = "alice" if protocol == "graphql-transport-ws" else "someone"
+        assert await self.who(client, protocol, bobs_room) == alice_is
+
+        # Revoking bob, whose tokens the socket obtained, leaves the socket (alice's) open...
+        query, variables = REVOCATIONS[mutation]
+        assert "errors" not in await agql(query, variables, user=bob)
+        assert await client.nothing(0.5)
+        assert await self.who(client, protocol, bobs_room) == alice_is
+        # ... and revoking alice, whose socket it is, closes it.
+        assert "errors" not in await agql(query, variables, token=alice_token)
+        assert await client.receive_close(timeout=3) == 4403
 
 
 # --- Under a real daphne server -----------------------------------------------------
