@@ -13,7 +13,7 @@ from chat.services import messages
 
 pytestmark = pytest.mark.django_db
 
-migration = importlib.import_module("chat.migrations.0004_event_message")
+migration = importlib.import_module("chat.migrations.0007_event_message")
 
 
 def test_events_stored_before_redaction_are_indexed_and_redacted(world):
