@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 
 from chat.errors import ChatError
-from chat.models import Event, Membership, Message, Room
-from chat.services import messages, rooms
+from chat.models import Event, Membership, Message, Reaction, Room
+from chat.services import messages, pins, reactions, rooms
 from tests.chat_world import fast_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,3 +93,39 @@ def test_concurrent_senders_get_contiguous_sequence_numbers():
     seqs = list(Event.objects.filter(room=room).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, 9))
     assert Room.objects.get(pk=room.pk).last_seq == 8
+
+
+def test_the_same_reaction_at_once_is_stored_and_announced_once(settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "reaction": (1000, 10)}
+    alice = fast_user("alice")
+    room = rooms.create_room(alice, "lobby")
+    message = messages.send_message(alice, room.pk, "hello")
+    results = race(*[lambda: reactions.add_reaction(alice, message.pk, "👍")] * 4)
+    assert all(isinstance(r, Message) for r in results), results
+    assert Reaction.objects.filter(message=message).count() == 1
+    assert Event.objects.filter(room=room, kind="ReactionAdded").count() == 1
+
+
+def test_new_emoji_at_once_stop_at_20(settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "reaction": (1000, 10)}
+    alice, bob = fast_user("alice"), fast_user("bob")
+    room = rooms.create_room(alice, "lobby", member_ids=[bob.pk])
+    message = messages.send_message(alice, room.pk, "hello")
+    for emoji in ["😀", "😃", "😄", "😁", "😆", "😅", "😂", "🤣", "😊", "😇", "🙂", "🙃", "😉", "😌", "😍", "🥰", "😘"]:
+        reactions.add_reaction(alice, message.pk, emoji)
+    results = race(*[lambda e=e: reactions.add_reaction(bob, message.pk, e) for e in ["🐶", "🐱", "🐭", "🐹", "🐰"]])
+    assert sum(isinstance(r, Message) for r in results) == 3, results
+    assert all(isinstance(r, Message) or r.code == "BAD_USER_INPUT" for r in results), results
+    assert Reaction.objects.filter(message=message).values("emoji").distinct().count() == 20
+
+
+def test_pins_at_once_stop_at_the_limit(settings, monkeypatch):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "pin": (1000, 60), "send_message": (1000, 10)}
+    monkeypatch.setattr(pins, "MAX_PINS_PER_ROOM", 2)
+    alice = fast_user("alice")
+    room = rooms.create_room(alice, "lobby")
+    ids = [messages.send_message(alice, room.pk, f"m{i}").pk for i in range(5)]
+    results = race(*[lambda pk=pk: pins.pin_message(alice, pk) for pk in ids])
+    assert sum(isinstance(r, Message) for r in results) == 2, results
+    assert Message.objects.filter(room=room, pinned_at__isnull=False).count() == 2
+    assert Event.objects.filter(room=room, kind="MessagePinned").count() == 2
