@@ -225,6 +225,11 @@ LOGIN_SLOWDOWN_MAX = float(os.environ.get("LOGIN_SLOWDOWN_MAX", "2"))
 
 # --- Chat limits --------------------------------------------------------------------
 MAX_USERS_IN_ROOM = env_int("MAX_USERS_IN_ROOM", 1000)
+# How many users one user may block.
+MAX_BLOCKED_USERS = env_int("MAX_BLOCKED_USERS", 1000)
+# Where the web chat is reachable, for invite links (e.g. https://chat.example.com);
+# empty: the host of the request that made the invite.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 ROOM_CREATION_STAFF_ONLY = env_bool("ROOM_CREATION_STAFF_ONLY", False)
 MESSAGE_MAX_LENGTH = 4000
 PAGE_SIZE_DEFAULT = 20

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 
 from chat.errors import Forbidden, NotFound, Unauthenticated
-from chat.models import Attachment, Membership, Message, Notification, Room, User
+from chat.models import Attachment, Ban, Block, Invite, Membership, Message, Mute, Notification, Report, Room, User
 
 
 def require_user(user) -> User:
@@ -219,3 +219,119 @@ def avatar_visible_to(user: User, avatar_id: int) -> bool:
         users_visible_to(user).filter(avatar_id=avatar_id).exists()
         or rooms_visible_to(user).filter(avatar_id=avatar_id).exists()
     )
+
+
+# --- Moderation: bans, mutes, blocks, the moderators of a room -------------------------
+
+BANNED_MESSAGE = "You are banned from this room."
+MUTED_MESSAGE = "You are muted in this room."
+# Neutral on purpose: a blocked user must not learn that they are blocked.
+BLOCKED_MESSAGE = "You cannot message this user."
+
+
+def is_banned(user: User, room_id) -> bool:
+    return user.is_authenticated and Ban.objects.filter(room_id=room_id, user=user).exists()
+
+
+def require_not_banned(user: User, room_id) -> None:
+    """``Forbidden`` while ``user`` is banned from the room: no way in (join, add, invite, direct chat)."""
+    if is_banned(user, room_id):
+        raise Forbidden(BANNED_MESSAGE)
+
+
+def active_mute(user: User, room_id) -> Mute | None:
+    """The user's mute in the room if it still holds (an expired one is ignored)."""
+    if not user.is_authenticated:
+        return None
+    mute = Mute.objects.filter(room_id=room_id, user=user).first()
+    return mute if mute is not None and mute.is_active() else None
+
+
+def has_blocked(blocker_id, blocked_id) -> bool:
+    return Block.objects.filter(blocker_id=blocker_id, blocked_id=blocked_id).exists()
+
+
+def blockers_of(user_id, among) -> set[int]:
+    """Which of the users ``among`` have blocked ``user_id``."""
+    return set(
+        Block.objects.filter(blocked_id=user_id, blocker_id__in=list(among)).values_list("blocker_id", flat=True)
+    )
+
+
+def require_may_write(user: User, room: Room) -> None:
+    """Whether a member may write into a room now (send, edit, react, type).
+
+    A muted member reads but does not write; in a direct chat, a user whom the
+    other member has blocked does not write either (with a neutral message).
+    Precondition: ``user`` is a member of ``room``.
+    """
+    if active_mute(user, room.pk) is not None:
+        raise Forbidden(MUTED_MESSAGE)
+    if room.kind == Room.Kind.DIRECT:
+        partner = Membership.objects.filter(room=room).exclude(user=user).values_list("user_id", flat=True).first()
+        if partner is not None and has_blocked(partner, user.pk):
+            raise Forbidden(BLOCKED_MESSAGE)
+
+
+def require_may_start_direct_chat(user: User, partner: User) -> None:
+    if has_blocked(partner.pk, user.pk):
+        raise Forbidden(BLOCKED_MESSAGE)
+
+
+def is_moderator(user: User, membership: Membership | None) -> bool:
+    """Owners and admins moderate their room; staff moderate every room."""
+    if user.is_authenticated and user.is_staff:
+        return True
+    return membership is not None and membership.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+
+def access_room_as_moderator(user: User, room_id) -> tuple[Room, Membership | None]:
+    """The room and the user's membership if they moderate it (owner, admin, staff).
+
+    A room they cannot see is ``NotFound``; one they see but do not moderate is ``Forbidden``.
+    """
+    room = access_room(user, room_id, moderate=True)
+    membership = membership_of(user, room.pk)
+    if not is_moderator(user, membership):
+        raise Forbidden()
+    return room, membership
+
+
+def may_moderate_target(user: User, mine: Membership | None, target_role: str | None) -> bool:
+    """Whom a moderator may ban or mute: the owner anyone but themself, an admin
+    members and non-members (``target_role`` None), staff anyone."""
+    if user.is_staff:
+        return True
+    if mine is None:
+        return False
+    if mine.role == Membership.Role.OWNER:
+        return target_role != Membership.Role.OWNER
+    if mine.role == Membership.Role.ADMIN:
+        return target_role in (None, Membership.Role.MEMBER)
+    return False
+
+
+def rooms_moderated_by(user: User) -> QuerySet[Room]:
+    """Live rooms where the user is owner or admin (every live room for staff)."""
+    if not user.is_authenticated:
+        return Room.objects.none()
+    live = Room.objects.filter(deleted_at__isnull=True)
+    if user.is_staff:
+        return live
+    return live.filter(
+        pk__in=Membership.objects.filter(user=user, role__in=(Membership.Role.OWNER, Membership.Role.ADMIN)).values(
+            "room_id"
+        )
+    )
+
+
+def bans_visible_to(user: User) -> QuerySet[Ban]:
+    return Ban.objects.filter(room__in=rooms_moderated_by(user).values("pk"))
+
+
+def reports_visible_to(user: User) -> QuerySet[Report]:
+    return Report.objects.filter(room__in=rooms_moderated_by(user).values("pk"))
+
+
+def invites_visible_to(user: User) -> QuerySet[Invite]:
+    return Invite.objects.filter(room__in=rooms_moderated_by(user).values("pk"))

@@ -4,8 +4,8 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from chat.errors import ChatError, RateLimited
-from chat.models import Attachment, Event, Membership, Message, RefreshToken, Room, User
-from chat.services import accounts, rooms
+from chat.models import Attachment, Ban, Event, Invite, Membership, Message, RefreshToken, Report, Room, User
+from chat.services import accounts, moderation, rooms
 from chat.services.messages import delete_message, send_message
 
 
@@ -296,6 +296,64 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
     readonly_fields = ("user", "token_hash", "family", "created_at", "expires_at", "used_at")
+
+    def has_add_permission(self, request):
+        return False
+
+
+# --- Moderation: staff see every room's reports, bans and invites -----------------------
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ("id", "room", "reason", "reporter", "short_text", "created_at", "resolved_at", "resolved_by")
+    list_filter = ("reason", ("resolved_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("text_snapshot", "comment", "reporter__username", "room__name")
+    list_select_related = ("room", "reporter", "resolved_by")
+    readonly_fields = (
+        "room",
+        "message",
+        "reporter",
+        "reason",
+        "comment",
+        "text_snapshot",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+    )
+    actions = ["resolve"]
+
+    @admin.display(description="reported text")
+    def short_text(self, obj):
+        return obj.text_snapshot[:80]
+
+    @admin.action(description="Resolve the selected reports")
+    def resolve(self, request, queryset):
+        for report in queryset.filter(resolved_at__isnull=True):
+            moderation.resolve_report(request.user, report.pk)
+
+    def has_add_permission(self, request):
+        return False  # members report through the API (reportMessage)
+
+
+@admin.register(Ban)
+class BanAdmin(admin.ModelAdmin):
+    list_display = ("room", "user", "banned_by", "reason", "created_at")
+    search_fields = ("room__name", "user__username", "reason")
+    list_select_related = ("room", "user", "banned_by")
+    readonly_fields = ("room", "user", "banned_by", "reason", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # through banMember, which removes the member with its event
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ("room", "created_by", "created_at", "expires_at", "uses", "max_uses", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("room__name",)
+    list_select_related = ("room", "created_by")
+    readonly_fields = ("code", "room", "created_by", "created_at", "expires_at", "uses", "max_uses", "revoked_at")
 
     def has_add_permission(self, request):
         return False

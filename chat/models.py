@@ -7,6 +7,7 @@ user and room, one message per (sender, client id), one event per (room, seq).
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -125,10 +126,19 @@ class Room(models.Model):
     avatar = models.ForeignKey(
         "Avatar", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The room's picture."
     )
+    slow_mode_seconds = models.PositiveIntegerField(
+        default=0, help_text="Members other than owners and admins may send one message per this many seconds."
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["direct_key"], name="room_one_direct_per_pair"),
+            # A second public "#general" could impersonate the first.
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=models.Q(kind="group", is_private=False, deleted_at__isnull=True),
+                name="room_public_name_ci_unique",
+            ),
             models.CheckConstraint(
                 condition=models.Q(kind="group", direct_key__isnull=True) | models.Q(kind="direct", is_private=True),
                 name="room_direct_key_only_for_direct",
@@ -343,6 +353,8 @@ class Event(models.Model):
         REACTION_REMOVED = "ReactionRemoved"
         MESSAGE_PINNED = "MessagePinned"
         MESSAGE_UNPINNED = "MessageUnpinned"
+        MEMBER_MUTED = "MemberMuted"
+        MEMBER_UNMUTED = "MemberUnmuted"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events")
     seq = models.BigIntegerField()
@@ -397,3 +409,141 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.user_id} in {self.room_id}"
+
+
+# --- Moderation ------------------------------------------------------------------------
+
+
+class Ban(models.Model):
+    """A user banned from a room: they cannot come back while it stands."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bans")
+    banned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="ban_one_per_user_and_room")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} banned from {self.room_id}"
+
+
+class Mute(models.Model):
+    """A member who may read but not write in a room until ``until`` (null: until unmuted).
+
+    Kept apart from the membership so that leaving and rejoining does not lift it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mutes")
+    muted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="mute_one_per_user_and_room")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} muted in {self.room_id}"
+
+    def is_active(self, now=None) -> bool:
+        return self.until is None or self.until > (now or timezone.now())
+
+
+class Block(models.Model):
+    """``blocker`` does not want to hear from ``blocked``. Private: the blocked user is never told."""
+
+    blocker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocks")
+    blocked = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocked_by")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blocker", "blocked"], name="block_one_per_pair"),
+            models.CheckConstraint(condition=~models.Q(blocker=models.F("blocked")), name="block_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blocker_id} blocks {self.blocked_id}"
+
+
+class Report(models.Model):
+    """A member's report of a message, with the text as it was when reported.
+
+    The snapshot is message content: deleting the message redacts it."""
+
+    class Reason(models.TextChoices):
+        SPAM = "SPAM", "Spam"
+        ABUSE = "ABUSE", "Abuse"
+        HARASSMENT = "HARASSMENT", "Harassment"
+        OTHER = "OTHER", "Other"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="reports")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports"
+    )
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    comment = models.TextField(max_length=1000, blank=True)
+    text_snapshot = models.TextField(blank=True, help_text="The message text when it was reported.")
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "reporter"],
+                condition=models.Q(reporter__isnull=False),
+                name="report_one_per_reporter_and_message",
+            )
+        ]
+        indexes = [models.Index(fields=["room", "resolved_at", "created_at"], name="report_open_idx")]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} of message {self.message_id}"
+
+
+def new_invite_code() -> str:
+    # 24 random bytes: 192 bits, URL-safe, unguessable.
+    return secrets.token_urlsafe(24)
+
+
+class Invite(models.Model):
+    """A link that lets any signed-in user who is not banned join a room (private ones too)."""
+
+    code = models.CharField(max_length=64, unique=True, default=new_invite_code, editable=False)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="invites")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "created_at"], name="invite_room_idx")]
+
+    def __str__(self) -> str:
+        return f"invite to {self.room_id}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > now)
+            and (self.max_uses is None or self.uses < self.max_uses)
+        )

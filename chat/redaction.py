@@ -30,7 +30,7 @@ from django.db import transaction
 
 from chat import files, search
 from chat.models import Attachment, Event, Message, MessageEdit
-from chat.services import notifications
+from chat.services import moderation, notifications
 
 
 def redact_deleted_message(message: Message) -> None:
@@ -45,6 +45,7 @@ def redact_deleted_message(message: Message) -> None:
     _redact_event_payloads(message)
     notifications.redact_message_notifications(message)
     search.unindex_message(message)
+    moderation.redact_reports(message)
 
 
 def supersede_edited_text(message: Message) -> None:

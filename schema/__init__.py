@@ -22,6 +22,7 @@ from schema.limits import batching_config, limit_extensions, scalar_overrides
 from schema.live.shared_events import SharedEventExecutionContext
 from schema.messages.mutations import MessageMutations
 from schema.messages.queries import MessageQueries
+from schema.moderation.mutations import ModerationMutations
 from schema.node_ids import cache_node_id_attrs
 from schema.notifications.mutations import NotificationMutations
 from schema.notifications.queries import NotificationQueries
@@ -57,6 +58,7 @@ Mutation = _merge(
         NotificationMutations,
         EventMutations,
         AttachmentMutations,
+        ModerationMutations,
     ),
 )
 Subscription = _merge("Subscription", (EventSubscriptions,))

@@ -9,8 +9,23 @@ from dataclasses import dataclass
 import pytest
 from strawberry import relay
 
-from chat.models import Attachment, Event, Membership, Message, MessageEdit, Notification, Reaction, Room, User
-from chat.services import messages, rooms
+from chat.models import (
+    Attachment,
+    Ban,
+    Block,
+    Event,
+    Invite,
+    Membership,
+    Message,
+    MessageEdit,
+    Mute,
+    Notification,
+    Reaction,
+    Report,
+    Room,
+    User,
+)
+from chat.services import messages, moderation, rooms
 
 
 def gid(type_name: str, pk: int) -> str:
@@ -30,6 +45,14 @@ class World:
     message: Message  # by `member` in the public room
     owner_message: Message  # by `owner` in the public room
     private_message: Message  # by `member` in the private room
+    # Moderation roles (``with_moderation_roles``): banned from the lobby; muted in
+    # both rooms; in both rooms and blocked by `member`.
+    banned: User | None = None
+    muted: User | None = None
+    blocked: User | None = None
+    report: Report | None = None  # by `other_member` of `owner_message`
+    public_invite: Invite | None = None
+    private_invite: Invite | None = None
 
     def user(self, role: str) -> User | None:
         return None if role == "anonymous" else getattr(self, role)
@@ -60,6 +83,25 @@ def build_world(make_user=None) -> World:
     )
 
 
+def with_moderation_roles(world: World) -> World:
+    """Add the banned, muted and blocked users (and a report and two invites) to ``world``."""
+    world.banned = fast_user("bea", display_name="Bea")
+    world.muted = fast_user("moe", display_name="Moe")
+    world.blocked = fast_user("bob", display_name="Bob")
+    for user in (world.muted, world.blocked):
+        rooms.join_room(user, world.public.pk)
+        rooms.add_member(world.owner, world.private.pk, user.pk)
+    rooms.join_room(world.banned, world.public.pk)
+    moderation.ban_member(world.owner, world.public.pk, world.banned.pk, "spam")
+    for room in (world.public, world.private):
+        moderation.mute_member(world.owner, room.pk, world.muted.pk)
+    moderation.block_user(world.member, world.blocked.pk)
+    world.report = moderation.report_message(world.other_member, world.owner_message.pk, "OTHER", "rude")
+    world.public_invite = moderation.create_invite(world.owner, world.public.pk)
+    world.private_invite = moderation.create_invite(world.owner, world.private.pk)
+    return world
+
+
 @pytest.fixture(name="world")
 def world_fixture(db) -> World:
     return build_world()
@@ -87,6 +129,13 @@ def db_state() -> dict:
         "attachments": list(Attachment.objects.order_by("pk").values_list("pk", "message_id")),
         "events": list(Event.objects.order_by("pk").values_list("pk", "room_id", "seq", "kind")),
         "notifications": list(Notification.objects.order_by("pk").values_list("pk", "user_id", "read_at")),
+        "bans": list(Ban.objects.order_by("pk").values_list("pk", "room_id", "user_id", "reason")),
+        "mutes": list(Mute.objects.order_by("pk").values_list("pk", "room_id", "user_id", "until")),
+        "blocks": list(Block.objects.order_by("pk").values_list("pk", "blocker_id", "blocked_id")),
+        "reports": list(
+            Report.objects.order_by("pk").values_list("pk", "message_id", "reporter_id", "text_snapshot", "resolved_at")
+        ),
+        "invites": list(Invite.objects.order_by("pk").values_list("pk", "room_id", "uses", "revoked_at")),
     }
 
 

@@ -220,3 +220,44 @@ async def cross_process(servers: list[int], room_id: str, room_pk: int, alice_to
     print(report)
     (ROOT / ".pytest_cache").mkdir(exist_ok=True)
     (ROOT / ".pytest_cache" / "realtime-latency.txt").write_text(report + "\n")
+
+
+MODERATED_EVENTS = """
+subscription { roomEvents { __typename room { id } ... on MessageAdded { message { text } }
+  ... on MemberLeft { user { username } reason } } }
+"""
+BAN_MEMBER = "mutation Ban($roomId: ID!, $userId: ID!) { banMember(roomId: $roomId, userId: $userId) { id } }"
+
+
+def test_a_ban_through_one_process_ends_the_subscription_on_the_other(servers, alice, bob):
+    room = room_services.create_room(alice, "lobby")
+    other = room_services.create_room(alice, "elsewhere")
+    for joined in (room, other):
+        room_services.join_room(bob, joined.pk)
+    ids = {"room": encode_id("Room", room.pk), "other": encode_id("Room", other.pk), "bob": encode_id("User", bob.pk)}
+    asyncio.run(ban_across_processes(servers, ids, room.pk, token_for(alice), token_for(bob)))
+
+
+async def ban_across_processes(servers: list[int], ids: dict, room_pk: int, alice_token: str, bob_token: str) -> None:
+    port_a, port_b = servers
+
+    async def events(subscriber: Subscriber) -> dict:
+        while True:
+            event = await subscriber.event()
+            if event["__typename"] != "PresenceChanged":
+                return event
+
+    async with Subscriber(port_a, bob_token) as bob_ws:
+        subscribe = {"type": "subscribe", "id": "1", "payload": {"query": MODERATED_EVENTS, "variables": {}}}
+        await bob_ws.ws.send(json.dumps(subscribe))
+        await until_in_group(f"room.{room_pk}")
+        await asyncio.to_thread(
+            post_graphql, port_b, BAN_MEMBER, {"roomId": ids["room"], "userId": ids["bob"]}, alice_token
+        )
+        last = await events(bob_ws)
+        assert (last["__typename"], last["room"]["id"]) == ("MemberLeft", ids["room"])
+        assert (last["user"], last["reason"]) == ({"username": "bob"}, "BANNED")
+        for room_id, text in ((ids["room"], "not for bob"), (ids["other"], "for bob")):
+            await asyncio.to_thread(post_graphql, port_b, SEND_MESSAGE, {"roomId": room_id, "text": text}, alice_token)
+        event = await events(bob_ws)
+        assert (event["room"]["id"], event["message"]["text"]) == (ids["other"], "for bob")

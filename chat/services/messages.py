@@ -9,7 +9,7 @@ from django.utils import timezone
 from chat import access, events, ratelimit, redaction, search
 from chat.errors import BadUserInput, Forbidden, NotFound
 from chat.models import Attachment, Event, Membership, Message, MessageEdit, Reaction, Room
-from chat.services import notifications
+from chat.services import moderation, notifications
 from chat.services.rooms import parse_id
 
 CLIENT_ID_MAX = Message._meta.get_field("client_id").max_length
@@ -115,6 +115,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
     previous = _previous_send(actor, client_id, room)
     if previous is not None:
         return previous
+    access.require_may_write(actor, room)
     ids = _attachment_ids(attachment_ids)
     text = _clean_text(text, allow_empty=bool(ids))
     thread_root = _thread_root(room, reply_to_id, thread_id)
@@ -123,11 +124,14 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
     try:
         with transaction.atomic():
             room = events.lock_room(room.pk)
-            if not Membership.objects.filter(room=room, user=actor).exists():
+            membership = Membership.objects.filter(room=room, user=actor).first()
+            if membership is None:
                 raise NotFound("Room not found.")  # removed meanwhile
             previous = _previous_send(actor, client_id, room)
             if previous is not None:
                 return previous
+            access.require_may_write(actor, room)  # again: muted or blocked meanwhile
+            moderation.check_slow_mode(room, membership)
             attachments = list(
                 Attachment.objects.select_for_update()
                 .filter(pk__in=ids, uploader=actor, message__isnull=True)
@@ -166,6 +170,7 @@ def edit_message(actor, message_id, text) -> Message:
     message = access.access_message(actor, parse_id(message_id, "Message"))
     if message.sender_id != actor.pk:
         raise Forbidden("You can only edit your own messages.")
+    access.require_may_write(actor, message.room)
     if message.is_deleted:
         raise BadUserInput("A deleted message cannot be edited.")
     ratelimit.throttle("edit_message", actor)

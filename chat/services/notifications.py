@@ -55,11 +55,13 @@ def notification_message(notification: Notification) -> dict:
 def notify(user_ids, kind: str, room: Room, by: User, message: Message | None = None) -> list[Notification]:
     """Store a notification of ``kind`` for each of ``user_ids`` and publish it after commit.
 
-    Skipped: ``by`` themself, users who are not members of ``room`` or set it to
-    ``NONE``, and users who may not see ``by``.
+    Skipped: ``by`` themself, users who blocked ``by``, users who are not members of
+    ``room`` or set it to ``NONE``, and users who may not see ``by``.
     Precondition: inside ``transaction.atomic()`` (the rows commit with the change).
     """
     wanted = {int(uid) for uid in user_ids} - {by.pk}
+    # A user who blocked ``by`` hears nothing from them: no mention, no message notification.
+    wanted -= access.blockers_of(by.pk, wanted) if wanted else set()
     if not wanted:
         return []
     recipients = (

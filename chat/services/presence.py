@@ -264,6 +264,7 @@ def set_typing(actor: User, room_id, typing: bool) -> Room:
     """
     actor = access.require_user(actor)
     room = access.access_room(actor, room_id, member=True)
+    access.require_may_write(actor, room)
     limit, window = settings.RATE_LIMITS["set_typing"]
     ratelimit.hit(f"set_typing:{actor.pk}:{room.pk}", limit, window)
     now = timezone.now().isoformat()

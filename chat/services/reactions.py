@@ -77,6 +77,7 @@ def add_reaction(actor, message_id, emoji) -> Message:
     actor, message, emoji = _prepare(actor, message_id, emoji)
     with transaction.atomic():
         room, message = lock_message(actor, message)
+        access.require_may_write(actor, room)  # muted, or blocked in a direct chat
         if Reaction.objects.filter(message=message, user=actor, emoji=emoji).exists():
             return message
         present = set(Reaction.objects.filter(message=message).values_list("emoji", flat=True).distinct())

@@ -78,6 +78,26 @@ def _join(room: Room, user: User, role: str, by: User | None) -> Membership:
     return membership
 
 
+PUBLIC_NAME_TAKEN = "A public room with this name already exists."
+
+
+def _ensure_public_name_free(name: str, is_private: bool, exclude_pk: int | None = None) -> None:
+    """Public group room names are unique case-insensitively among live rooms, so
+    that a second "general" cannot pass for the first. The database constraint
+    ``room_public_name_ci_unique`` settles races; this gives the clear error."""
+    if is_private:
+        return
+    taken = Room.objects.filter(kind=Room.Kind.GROUP, is_private=False, deleted_at__isnull=True, name__iexact=name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise BadUserInput(PUBLIC_NAME_TAKEN, fields={"name": [PUBLIC_NAME_TAKEN]})
+
+
+def _is_public_name_clash(error: IntegrityError) -> bool:
+    return "room_public_name_ci_unique" in str(error)
+
+
 def _ensure_room_has_space(room: Room, adding: int = 1) -> None:
     # Called with the room row locked: concurrent joins wait for each other, so
     # the count cannot go stale between this check and the insert.
@@ -111,20 +131,28 @@ def create_room(actor, name, topic="", is_private=False, member_ids=()) -> Room:
         raise BadUserInput("Unknown user in memberIds.", fields={"memberIds": [f"Unknown user {missing[0]}."]})
     if 1 + len(ids) > settings.MAX_USERS_IN_ROOM:
         raise RoomFull(f"A room has {settings.MAX_USERS_IN_ROOM} members at most.")
+    _ensure_public_name_free(name, bool(is_private))
     ratelimit.throttle("create_room", actor)
 
-    with transaction.atomic():
-        created = Room.objects.create(name=name, topic=topic, is_private=bool(is_private), created_by=actor)
-        room = events.lock_room(created.pk)
-        _join(room, actor, Role.OWNER, None)
-        for pk in ids:
-            _join(room, members[pk], Role.MEMBER, actor)
-        notify(ids, Notification.Kind.ADDED_TO_ROOM, room, actor)
+    try:
+        with transaction.atomic():
+            created = Room.objects.create(name=name, topic=topic, is_private=bool(is_private), created_by=actor)
+            room = events.lock_room(created.pk)
+            _join(room, actor, Role.OWNER, None)
+            for pk in ids:
+                _join(room, members[pk], Role.MEMBER, actor)
+            notify(ids, Notification.Kind.ADDED_TO_ROOM, room, actor)
+    except IntegrityError as error:
+        if not _is_public_name_clash(error):
+            raise
+        raise BadUserInput(PUBLIC_NAME_TAKEN, fields={"name": [PUBLIC_NAME_TAKEN]}) from None
     return room
 
 
-def update_room(actor, room_id, *, name=None, topic=None, is_private=None, avatar_id=avatars.KEEP) -> Room:
-    """Change a group room's name, topic, privacy or picture (owner, admin or staff).
+def update_room(
+    actor, room_id, *, name=None, topic=None, is_private=None, avatar_id=avatars.KEEP, slow_mode_seconds=None
+) -> Room:
+    """Change a group room's name, topic, privacy, picture or slow mode (owner, admin or staff).
 
     ``avatar_id``: an upload of the actor's to use as the room's picture, ``None`` to
     clear it, ``KEEP`` (left out) to leave it."""
@@ -139,21 +167,34 @@ def update_room(actor, room_id, *, name=None, topic=None, is_private=None, avata
         changes["topic"] = _clean_topic(topic)
     if is_private is not None:
         changes["is_private"] = bool(is_private)
+    if slow_mode_seconds is not None:
+        from chat.services.moderation import clean_slow_mode
+
+        changes["slow_mode_seconds"] = clean_slow_mode(slow_mode_seconds)
     ratelimit.throttle("manage_room", actor)
     prepared = avatars.prepare(actor, avatar_id) if avatar_id is not avatars.KEEP else None
-    with transaction.atomic():
-        room = events.lock_room(room.pk)
-        changes = {k: v for k, v in changes.items() if getattr(room, k) != v}
-        if avatar_id is not avatars.KEEP and (prepared is not None or room.avatar_id is not None):
-            previous = room.avatar_id
-            changes["avatar"] = avatars.store(actor, prepared)
-            avatars.discard(previous)
-        if not changes:
-            return room
-        for key, value in changes.items():
-            setattr(room, key, value)
-        room.save(update_fields=[*changes, "updated_at"])
-        events.record_event(room, Event.Kind.ROOM_UPDATED, {"room": events.room_snapshot(room)}, actor=actor)
+    try:
+        with transaction.atomic():
+            room = events.lock_room(room.pk)
+            changes = {k: v for k, v in changes.items() if getattr(room, k) != v}
+            if "name" in changes or "is_private" in changes:
+                _ensure_public_name_free(
+                    changes.get("name", room.name), changes.get("is_private", room.is_private), exclude_pk=room.pk
+                )
+            if avatar_id is not avatars.KEEP and (prepared is not None or room.avatar_id is not None):
+                previous = room.avatar_id
+                changes["avatar"] = avatars.store(actor, prepared)
+                avatars.discard(previous)
+            if not changes:
+                return room
+            for key, value in changes.items():
+                setattr(room, key, value)
+            room.save(update_fields=[*changes, "updated_at"])
+            events.record_event(room, Event.Kind.ROOM_UPDATED, {"room": events.room_snapshot(room)}, actor=actor)
+    except IntegrityError as error:
+        if not _is_public_name_clash(error):
+            raise
+        raise BadUserInput(PUBLIC_NAME_TAKEN, fields={"name": [PUBLIC_NAME_TAKEN]}) from None
     return room
 
 
@@ -188,6 +229,7 @@ def join_room(actor, room_id) -> Room:
         _require_group(room)
         if room.is_private:  # visible only to members, so unreachable unless a member left meanwhile
             raise NotFound("Room not found.")
+        access.require_not_banned(actor, room.pk)
         _ensure_room_has_space(room)
         _join(room, actor, Role.MEMBER, None)
     return room
@@ -261,6 +303,7 @@ def add_member(actor, room_id, user_id) -> Room:
         room = events.lock_room(room.pk)
         if Membership.objects.filter(room=room, user=user).exists():
             return room
+        access.require_not_banned(user, room.pk)
         _ensure_room_has_space(room)
         _join(room, user, Role.MEMBER, actor)
         notify([user.pk], Notification.Kind.ADDED_TO_ROOM, room, actor)
@@ -356,9 +399,12 @@ def start_direct_chat(actor, user_id) -> Room:
     partner = _active_user(user_id)
     if partner.pk == actor.pk:
         raise BadUserInput("A direct chat needs another user.", fields={"userId": ["Choose someone else."]})
+    access.require_may_start_direct_chat(actor, partner)
     key = Room.direct_key_for(actor.pk, partner.pk)
     existing = Room.objects.filter(direct_key=key, deleted_at__isnull=True).first()
     if existing is not None:
+        # Staff may have banned one of the two from their chat: it stays closed to them.
+        access.require_not_banned(actor, existing.pk)
         return existing
     ratelimit.throttle("create_room", actor)
     try:

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import strawberry
 import strawberry_django
+from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from strawberry import relay
@@ -11,7 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from chat import access, tokens
-from chat.models import User
+from chat.models import Block, User
 from chat.services import avatars, presence
 from schema.context import viewer
 
@@ -115,6 +116,24 @@ class UserType(relay.Node):
     )
     def avatar_url(self, root: User, info: Info, size: int | None = None) -> str | None:
         return avatars.avatar_path(viewer(info), root.avatar_id, avatars.clean_size(size))
+
+    @strawberry_django.field(
+        only=["id"],
+        description=(
+            "The users you have blocked (`blockUser`), most recent first: on your own user (`me`) only, "
+            "empty on anyone else's."
+        ),
+    )
+    def blocked_users(self, root: User, info: Info) -> list[UserType]:
+        user = viewer(info)
+        if not user.is_authenticated or user.pk != root.pk:
+            return []
+        blocks = (
+            Block.objects.filter(blocker=user, blocked__is_active=True)
+            .select_related("blocked")
+            .order_by("-created_at", "-pk")
+        )
+        return [block.blocked for block in blocks[: settings.MAX_BLOCKED_USERS]]
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[User], info: Info, **kwargs) -> QuerySet[User]:

@@ -322,6 +322,7 @@ class MemberLeftReason(Enum):
     DELETED = strawberry.enum_value(
         "deleted", description="They deleted their account (in group rooms and direct chats alike)."
     )
+    BANNED = strawberry.enum_value("banned", description="A moderator banned them (`banMember`).")
 
 
 @strawberry.type(
@@ -345,6 +346,24 @@ class MemberRoleChanged(RoomEvent):
     user: UserType
     role: LazyRole = strawberry.field(description="The member's new role.")
     by: UserType | None = strawberry.field(description="Who changed it.")
+
+
+@strawberry.type(
+    description=(
+        "A moderator muted a member (`muteMember`): they read but cannot write until `until` "
+        "(null: until unmuted). No event marks the end of a timed mute: clients know `until`."
+    )
+)
+class MemberMuted(RoomEvent):
+    user: UserType
+    by: UserType | None = strawberry.field(description="Who muted them.")
+    until: datetime | None = strawberry.field(description="When the mute ends; null: until unmuted.")
+
+
+@strawberry.type(description="A moderator lifted a member's mute (`unmuteMember`).")
+class MemberUnmuted(RoomEvent):
+    user: UserType
+    by: UserType | None = strawberry.field(description="Who unmuted them.")
 
 
 @strawberry.type(description="The room's name, topic or privacy changed: `room` has the new values.")
@@ -448,6 +467,10 @@ async def _build_event(delivery: Delivery) -> RoomEvent:
         return MemberLeft(
             user=objects["user"], reason=MemberLeftReason(payload["reason"]), by=objects.get("by"), **common
         )
+    if kind == "MemberMuted":
+        return MemberMuted(user=objects["user"], by=objects.get("by"), until=_dt(payload.get("until")), **common)
+    if kind == "MemberUnmuted":
+        return MemberUnmuted(user=objects["user"], by=objects.get("by"), **common)
     if kind == "RoomUpdated":
         return RoomUpdated(**common)
     if kind == "RoomDeleted":
@@ -476,6 +499,8 @@ EVENT_TYPES = [
     MemberJoined,
     MemberLeft,
     MemberRoleChanged,
+    MemberMuted,
+    MemberUnmuted,
     RoomUpdated,
     RoomDeleted,
     ReadReceipt,

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 import strawberry_django
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Prefetch, QuerySet, Value
 from strawberry import relay
 from strawberry.types import Info
 
 from chat import access
 from chat.errors import BadUserInput
-from chat.models import Message, MessageEdit, Reaction, User
+from chat.models import Block, Message, MessageEdit, Reaction, User
 from schema.accounts.types import UserType
 from schema.attachments.types import AttachmentType
 from schema.connections import PageConnection
@@ -66,6 +66,13 @@ class MessageEditType:
 
     text: str = strawberry_django.field(description="The text before the edit.")
     edited_at: datetime = strawberry_django.field(description="When the edit replaced it.")
+
+
+def _sender_blocked_expression(info: Info):
+    user = viewer(info)
+    if not user.is_authenticated:
+        return Value(False, output_field=BooleanField())
+    return Exists(Block.objects.filter(blocker_id=user.pk, blocked_id=OuterRef("sender_id")))
 
 
 @strawberry_django.type(Message, name="Message")
@@ -139,6 +146,20 @@ class MessageType(relay.Node):
     )
     def replies(self, root: Message, info: Info) -> QuerySet[Message]:
         return access.messages_visible_to(viewer(info)).filter(reply_to_id=root.pk).order_by("created_at", "pk")
+
+    @strawberry_django.field(
+        annotate={"sender_blocked_by_viewer": lambda info: _sender_blocked_expression(info)},
+        only=["sender_id"],
+        description=(
+            "Whether you have blocked the sender (`blockUser`): clients may hide or collapse the message. "
+            "Depends on who asks."
+        ),
+    )
+    def sender_blocked(self, root: Message, info: Info) -> bool:
+        if hasattr(root, "sender_blocked_by_viewer"):
+            return root.sender_blocked_by_viewer
+        user = viewer(info)
+        return bool(user.is_authenticated and root.sender_id and access.has_blocked(user.pk, root.sender_id))
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Message], info: Info, **kwargs) -> QuerySet[Message]:

@@ -37,6 +37,12 @@ class UpdateRoomInput:
             "change as `RoomUpdated`."
         ),
     )
+    slow_mode_seconds: int | None = strawberry.field(
+        default=None,
+        description=(
+            "0 to 3600: members other than owners and admins may send one message per interval; 0 turns it off."
+        ),
+    )
 
 
 def _user_ids(values: list[strawberry.ID]) -> list[int]:
@@ -62,7 +68,10 @@ class RoomMutations:
         return refetch_room(info, room.pk)
 
     @strawberry_django.mutation(
-        description="Change a group room's name, topic or privacy. Owners, admins and staff only (FORBIDDEN)."
+        description=(
+            "Change a group room's name, topic, privacy or slow mode. Owners, admins and staff only (FORBIDDEN). "
+            "A public room's name must not be another live public room's, ignoring case (BAD_USER_INPUT)."
+        )
     )
     def update_room(self, info: Info, input: UpdateRoomInput) -> RoomType:
         room = rooms.update_room(
@@ -72,6 +81,7 @@ class RoomMutations:
             topic=input.topic,
             is_private=input.is_private,
             **({} if input.avatar_id is strawberry.UNSET else {"avatar_id": upload_id(input.avatar_id)}),
+            slow_mode_seconds=input.slow_mode_seconds,
         )
         return refetch_room(info, room.pk)
 

@@ -8,14 +8,14 @@ import strawberry
 import strawberry_django
 from django.conf import settings
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from strawberry import relay
 from strawberry.types import Info
 from strawberry_django.optimizer import optimize
 
 from chat import access
-from chat.errors import BadUserInput
-from chat.models import Membership, Message, Notification, Room
+from chat.errors import BadUserInput, Forbidden
+from chat.models import Ban, Invite, Membership, Message, Mute, Notification, Report, Room
 from chat.services import avatars
 from schema.accounts.types import UserType
 from schema.connections import PageConnection
@@ -24,6 +24,11 @@ from schema.notifications.types import NotificationLevelEnum
 
 if TYPE_CHECKING:
     from schema.messages.types import MessageType
+    from schema.moderation.types import InviteType, ReportType, RoomBanType
+
+LazyBan = Annotated["RoomBanType", strawberry.lazy("schema.moderation.types")]
+LazyReport = Annotated["ReportType", strawberry.lazy("schema.moderation.types")]
+LazyInvite = Annotated["InviteType", strawberry.lazy("schema.moderation.types")]
 
 
 @strawberry.enum(name="RoomKind", description="What kind of room this is.")
@@ -126,6 +131,13 @@ def last_message_prefetch(info: Info) -> Prefetch:
     return Prefetch("messages", queryset=messages[:1], to_attr="last_messages")
 
 
+def _active_mute(room=None, user=None) -> QuerySet[Mute]:
+    """A member's mute that still holds (of the outer query's membership by default)."""
+    room = OuterRef("room") if room is None else room
+    user = OuterRef("user") if user is None else user
+    return Mute.objects.filter(room=room, user=user).filter(Q(until__isnull=True) | Q(until__gt=Now()))
+
+
 @strawberry_django.type(Membership, name="RoomMember")
 class RoomMemberType(relay.Node):
     """A user's membership of a room."""
@@ -136,6 +148,25 @@ class RoomMemberType(relay.Node):
     @strawberry_django.field(only=["role"], description="The member's role in the room.")
     def role(self, root: Membership) -> RoomRole:
         return RoomRole(root.role)
+
+    # --- moderation
+    @strawberry_django.field(
+        annotate={"is_muted_now": lambda info: Exists(_active_mute())},
+        description="Whether the member is muted: they read but cannot write (see `muteMember`).",
+    )
+    def is_muted(self, root: Membership) -> bool:
+        if hasattr(root, "is_muted_now"):
+            return root.is_muted_now
+        return _active_mute(root.room_id, root.user_id).exists()
+
+    @strawberry_django.field(
+        annotate={"muted_until_now": lambda info: Subquery(_active_mute().values("until")[:1])},
+        description="When the mute ends; null if not muted or muted without an end (see `isMuted`).",
+    )
+    def muted_until(self, root: Membership) -> datetime | None:
+        if hasattr(root, "muted_until_now"):
+            return root.muted_until_now
+        return _active_mute(root.room_id, root.user_id).values_list("until", flat=True).first()
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Membership], info: Info, **kwargs) -> QuerySet[Membership]:
@@ -250,6 +281,48 @@ class RoomType(relay.Node):
             .order_by("-pinned_at", "-pk")
         )
 
+    # --- moderation
+    slow_mode_seconds: int = strawberry_django.field(
+        description="Members other than owners and admins may send one message per this many seconds; 0: off."
+    )
+
+    @strawberry_django.connection(
+        PageConnection[LazyBan],
+        description="Users banned from the room, newest first. Owners, admins and staff only (FORBIDDEN).",
+    )
+    def bans(self, root: Room, info: Info) -> QuerySet[Ban]:
+        _require_moderator(info, root)
+        return Ban.objects.filter(room=root).order_by("-created_at", "-pk")
+
+    @strawberry_django.connection(
+        PageConnection[LazyReport],
+        description="Open (unresolved) reports of the room's messages, oldest first. Owners, admins and staff only.",
+    )
+    def reports(self, root: Room, info: Info) -> QuerySet[Report]:
+        _require_moderator(info, root)
+        return Report.objects.filter(room=root, resolved_at__isnull=True).order_by("created_at", "pk")
+
+    @strawberry_django.field(
+        description=(
+            "The room's invite links, newest first (revoked and expired ones too): the first `first` "
+            "(default 20, at most 100). Owners, admins and staff only (FORBIDDEN)."
+        )
+    )
+    def invites(self, root: Room, info: Info, first: int | None = None) -> list[LazyInvite]:
+        from schema.moderation.types import InviteType
+
+        _require_moderator(info, root)
+        limit = _first_argument(info, settings.PAGE_SIZE_DEFAULT)
+        return [
+            InviteType.from_model(i) for i in Invite.objects.filter(room=root).order_by("-created_at", "-pk")[:limit]
+        ]
+
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Room], info: Info, **kwargs) -> QuerySet[Room]:
         return queryset & access.rooms_visible_to(viewer(info))
+
+
+def _require_moderator(info: Info, room: Room) -> None:
+    user = viewer(info)
+    if not access.is_moderator(user, access.membership_of(user, room.pk)):
+        raise Forbidden("Only the room's owner, admins and staff see this.")

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from chat.management.commands.seed_demo import DEMO_PASSWORD
-from chat.models import Event, Membership, Message, MessageEdit, Notification, Reaction, Room, User
+from chat.models import Event, Invite, Membership, Message, MessageEdit, Mute, Notification, Reaction, Room, User
 
 
 def seed() -> str:
@@ -33,7 +33,7 @@ def counts() -> tuple[int, ...]:
 @pytest.mark.django_db(transaction=True)
 def test_seed_demo_creates_users_rooms_and_history_once():
     output = seed()
-    assert "3 users, 3 rooms, 72 messages created" in output
+    assert "4 users, 3 rooms, 72 messages created" in output
     assert f"password '{DEMO_PASSWORD}'" in output
 
     for username in ("alice", "bob", "carol"):
@@ -41,7 +41,7 @@ def test_seed_demo_creates_users_rooms_and_history_once():
     assert sorted(Room.objects.filter(kind="group").values_list("name", flat=True)) == ["design", "general", "random"]
     assert Room.objects.filter(kind="direct").count() == 1
     general = Room.objects.get(name="general")
-    assert sorted(general.members.values_list("username", flat=True)) == ["alice", "bob", "carol"]
+    assert sorted(general.members.values_list("username", flat=True)) == ["alice", "bob", "carol", "erin"]
     assert Message.objects.filter(room=general).count() == 63
     assert Room.objects.get(name="design").is_private is True
     assert sorted(Room.objects.get(name="design").members.values_list("username", flat=True)) == ["alice", "carol"]
@@ -63,6 +63,15 @@ def test_seed_demo_creates_users_rooms_and_history_once():
     ]
     assert MessageEdit.objects.get().text == "I will be here all week."
 
+    # Moderation: erin is muted in #general (no end); an invite link opens #design.
+    mute = Mute.objects.get()
+    assert (mute.room, mute.user.username, mute.until) == (general, "erin", None)
+    invite = Invite.objects.get()
+    assert (invite.room.name, invite.max_uses, invite.uses) == ("design", 5, 0)
+    assert f"#invite={invite.code}" in output
+
     before = counts()
-    assert "0 users, 0 rooms, 0 messages created" in seed()
+    again = seed()
+    assert "0 users, 0 rooms, 0 messages created" in again
     assert counts() == before
+    assert (Mute.objects.count(), Invite.objects.count()) == (1, 1) and f"#invite={invite.code}" in again

@@ -13,8 +13,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.test.utils import override_settings
 
-from chat.models import Membership, Message, Room, User
+from chat.models import Invite, Membership, Message, Mute, Room, User
 from chat.services import messages as message_service
+from chat.services import moderation as moderation_service
 from chat.services import pins as pin_service
 from chat.services import reactions as reaction_service
 from chat.services import rooms as room_service
@@ -25,6 +26,7 @@ USERS = [
     ("alice", "Alice Liddell", "Asks curious questions."),
     ("bob", "Bob Builder", "Can we fix it? Yes we can."),
     ("carol", "Carol Danvers", "Higher, further, faster."),
+    ("erin", "Erin Loud", "Muted in #general for shouting (see docs/moderation.md)."),
 ]
 
 # (name, topic, private, owner, other members)
@@ -113,6 +115,12 @@ class Command(BaseCommand):
                 f"with the password '{DEMO_PASSWORD}'."
             )
         )
+        invite = created["invite"]
+        base = settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
+        self.stdout.write(
+            f"erin is muted in #general. Invite link to the private #design room (5 uses): "
+            f"{moderation_service.invite_url(invite, base)}"
+        )
 
     def seed(self) -> dict:
         created = {"users": 0, "rooms": 0, "messages": 0}
@@ -179,6 +187,7 @@ class Command(BaseCommand):
         message_service.send_message(users[sender], rooms[room_name].pk, text, client_id=client_id)
         created["messages"] += 0 if existed else 1
         created["messages"] += self.seed_conversations(users, rooms, sent_by_room)
+        created["invite"] = self.seed_moderation(users, rooms)
         return created
 
     def seed_conversations(self, users: dict, rooms: dict, sent_by_room: dict) -> int:
@@ -201,3 +210,16 @@ class Command(BaseCommand):
         message = sent_by_room[room_name][index]
         message_service.edit_message(message.sender, message.pk, text)
         return created
+
+    def seed_moderation(self, users: dict, rooms: dict) -> Invite:
+        """A muted member (erin in #general) and an invite link to #design, once."""
+        general = rooms["general"]
+        room_service.join_room(users["erin"], general.pk)
+        latest = Message.objects.filter(room=general).order_by("-created_at", "-pk").first()
+        message_service.mark_read(users["erin"], general.pk, latest.pk)
+        if not Mute.objects.filter(room=general, user=users["erin"]).exists():
+            moderation_service.mute_member(users["alice"], general.pk, users["erin"].pk)
+        invite = Invite.objects.filter(room=rooms["design"], revoked_at__isnull=True, created_by=users["carol"]).first()
+        if invite is None:
+            invite = moderation_service.create_invite(users["carol"], rooms["design"].pk, max_uses=5)
+        return invite

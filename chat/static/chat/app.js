@@ -19,7 +19,7 @@ const CONVERSATION_FIELDS = `
   reactions { emoji count reactedByMe users(first: 10) { ${USER_FIELDS} } }
   edits { text editedAt }`;
 const MESSAGE_FIELDS = `
-  id text clientId createdAt editedAt isDeleted
+  id text clientId createdAt editedAt isDeleted senderBlocked
   sender { ${USER_FIELDS} }
   room { id }
   attachments { id name contentType width height downloadUrl thumbnailUrl }
@@ -64,11 +64,13 @@ const Q = {
       ... on MessageEdited { message { ${MESSAGE_FIELDS} } }
       ... on MessageDeleted { message { ${MESSAGE_FIELDS} } }
       ... on MemberJoined { user { ${USER_FIELDS} } }
-      ... on MemberLeft { user { ${USER_FIELDS} } }
+      ... on MemberLeft { user { ${USER_FIELDS} } reason }
       ... on ReactionAdded { message { ${MESSAGE_FIELDS} } }
       ... on ReactionRemoved { message { ${MESSAGE_FIELDS} } }
       ... on MessagePinned { message { ${MESSAGE_FIELDS} } by { ${USER_FIELDS} } }
       ... on MessageUnpinned { message { ${MESSAGE_FIELDS} } by { ${USER_FIELDS} } }
+      ... on MemberMuted { user { ${USER_FIELDS} } until }
+      ... on MemberUnmuted { user { ${USER_FIELDS} } }
       ... on TypingChanged { user { ${USER_FIELDS} } typing }
       ... on PresenceChanged { user { ${USER_FIELDS} } online }
     } }`,
@@ -457,6 +459,7 @@ async function openRoom(roomId) {
   $('room-name').textContent = room ? `${room.kind === 'DIRECT' ? '@' : '#'} ${room.name}` : '';
   $('room-topic').textContent = room?.topic ?? '';
   renderRooms();
+  loadRoomModeration(roomId);
   const [details] = await Promise.all([
     gql(Q.room, { id: roomId }),
     loadOlder(true),
@@ -475,6 +478,7 @@ function renderMembers() {
     el('span', { class: `dot${online ? ' online' : ''}`, title: online ? 'online' : 'offline' }),
     el('span', { text: nameOf(user) }),
     el('span', { class: 'role', text: role === 'MEMBER' ? '' : role.toLowerCase() }))));
+  addMemberMenus();
 }
 
 // --- History: newest first from the server, infinite scroll upwards -------------------
@@ -583,6 +587,7 @@ function renderMessage(message) {
     ?? el('span', { class: 'avatar', text: nameOf(message.sender).slice(0, 1).toUpperCase() });
   avatar.style.background = `hsl(${hue(message.sender?.username ?? '')} 55% 48%)`;
   item.append(avatar, body);
+  decorateMessage(message, item, meta);
   return item;
 }
 
@@ -772,6 +777,7 @@ function typingChanged(user, typing) {
 // --- Events from the subscription ------------------------------------------------------
 
 function onEvent(event) {
+  moderationEvent(event);
   const roomId = event.room.id;
   const inView = roomId === state.current;
   const room = state.rooms.get(roomId);
@@ -1097,6 +1103,222 @@ $('pins-toggle').addEventListener('click', () => {
 $('pins-close').addEventListener('click', () => {
   $('pins-panel').hidden = true;
 });
+// --- Moderation: member, message, room and user menus (rules: docs/moderation.md) -------
+
+const MOD = {
+  me: 'query ModerationMe { me { id isStaff blockedUsers { id } } }',
+  room: `query ModerationRoom($id: ID!) { room(id: $id) { id kind myRole slowModeSeconds
+    members(first: 100) { user { id } isMuted mutedUntil } } }`,
+  mute: `mutation Mute($roomId: ID!, $userId: ID!) { muteMember(roomId: $roomId, userId: $userId) { id } }`,
+  unmute: `mutation Unmute($roomId: ID!, $userId: ID!) { unmuteMember(roomId: $roomId, userId: $userId) { id } }`,
+  ban: `mutation Ban($roomId: ID!, $userId: ID!) { banMember(roomId: $roomId, userId: $userId) { id } }`,
+  remove: `mutation Remove($roomId: ID!, $userId: ID!) { removeMember(roomId: $roomId, userId: $userId) { id } }`,
+  block: 'mutation Block($userId: ID!) { blockUser(userId: $userId) { id } }',
+  unblock: 'mutation Unblock($userId: ID!) { unblockUser(userId: $userId) { id } }',
+  report: `mutation Report($id: ID!, $reason: ReportReason!, $comment: String) {
+    reportMessage(id: $id, reason: $reason, comment: $comment) }`,
+  invite: `mutation Invite($roomId: ID!, $expiresIn: Int) {
+    createInvite(roomId: $roomId, expiresIn: $expiresIn) { code url expiresAt } }`,
+  slowMode: `mutation SlowMode($roomId: ID!, $seconds: Int!) {
+    updateRoom(input: { roomId: $roomId, slowModeSeconds: $seconds }) { id slowModeSeconds } }`,
+  joinByInvite: 'mutation JoinByInvite($code: String!) { joinByInvite(code: $code) { id } }',
+};
+const REPORT_REASONS = ['SPAM', 'ABUSE', 'HARASSMENT', 'OTHER'];
+const SLOW_MODE_CHOICES = [0, 10, 30, 60, 300, 900, 3600];
+const INVITE_LIFETIME = 7 * 24 * 3600;
+
+const moderation = {
+  staff: false,
+  blocked: new Set(), // ids of the users I blocked
+  role: null, // my role in the open room
+  kind: null,
+  slowMode: 0,
+  muted: new Map(), // user id -> mute end (null: no end), in the open room
+};
+
+async function initModeration() {
+  const { me } = await gql(MOD.me);
+  moderation.staff = me.isStaff;
+  moderation.blocked = new Set(me.blockedUsers.map((u) => u.id));
+}
+
+const canModerate = () => moderation.kind === 'GROUP' && (moderation.staff || ['OWNER', 'ADMIN'].includes(moderation.role));
+
+async function loadRoomModeration(roomId) {
+  Object.assign(moderation, { role: null, kind: null, slowMode: 0, muted: new Map() });
+  renderRoomModeration();
+  try {
+    const { room } = await gql(MOD.room, { id: roomId });
+    if (state.current !== roomId) return;
+    Object.assign(moderation, { role: room.myRole, kind: room.kind, slowMode: room.slowModeSeconds });
+    moderation.muted = new Map(room.members.filter((m) => m.isMuted).map((m) => [m.user.id, m.mutedUntil]));
+  } catch (error) {
+    $('room-error').textContent = error.message;
+  }
+  renderRoomModeration();
+  renderMembers();
+  renderMuted();
+}
+
+/** The room menu (moderators): an invite link and slow mode. */
+function renderRoomModeration() {
+  const box = $('room-moderation');
+  if (!canModerate()) {
+    box.replaceChildren();
+    return;
+  }
+  const slow = el('select', { id: 'slow-mode', title: 'Slow mode: one message per member per interval', onchange: async () => {
+    try {
+      await gql(MOD.slowMode, { roomId: state.current, seconds: Number(slow.value) });
+      moderation.slowMode = Number(slow.value);
+      slow.dataset.applied = slow.value;
+    } catch (error) {
+      $('room-error').textContent = error.message;
+      slow.value = String(moderation.slowMode);
+    }
+  } }, ...SLOW_MODE_CHOICES.map((s) => el('option', { value: String(s), text: s ? `Slow mode: ${s < 60 ? `${s} s` : `${s / 60} min`}` : 'Slow mode: off' })));
+  slow.value = String(moderation.slowMode);
+  const link = el('input', { id: 'invite-url', readonly: '', hidden: '', 'aria-label': 'Invite link' });
+  const make = el('button', { class: 'small', text: 'Invite link', onclick: async () => {
+    try {
+      const { createInvite } = await gql(MOD.invite, { roomId: state.current, expiresIn: INVITE_LIFETIME });
+      link.value = createInvite.url;
+      link.hidden = false;
+      link.select();
+      navigator.clipboard?.writeText(createInvite.url).catch(() => {});
+    } catch (error) {
+      $('room-error').textContent = error.message;
+    }
+  } });
+  box.replaceChildren(make, link, slow);
+}
+
+/** Each member's menu: mute, ban, remove (moderators), block (anyone). */
+function addMemberMenus() {
+  for (const item of $('member-list').children) {
+    const userId = item.dataset.userId;
+    if (moderation.muted.has(userId)) item.append(el('span', { class: 'role', text: 'muted' }));
+    if (!userId || userId === state.me.id) continue;
+    item.append(el('button', {
+      class: 'link small member-menu-toggle', text: '⋯', title: 'Actions', 'aria-label': 'Member actions',
+      onclick: () => toggleMemberMenu(item, userId),
+    }));
+  }
+}
+
+function toggleMemberMenu(item, userId) {
+  const open = item.querySelector('.member-menu');
+  if (open) return open.remove();
+  const action = (text, run) => el('button', { class: 'small', text, onclick: run });
+  const menu = el('div', { class: 'member-menu', role: 'menu' });
+  if (canModerate()) {
+    menu.append(
+      moderation.muted.has(userId) ? action('Unmute', () => moderate(MOD.unmute, userId)) : action('Mute', () => moderate(MOD.mute, userId)),
+      action('Ban', () => moderate(MOD.ban, userId)),
+      action('Remove', () => moderate(MOD.remove, userId)));
+  }
+  const blocked = moderation.blocked.has(userId);
+  menu.append(action(blocked ? 'Unblock' : 'Block', () => setBlocked(userId, !blocked)));
+  item.append(menu);
+}
+
+async function moderate(query, userId) {
+  $('room-error').textContent = '';
+  try {
+    await gql(query, { roomId: state.current, userId });
+  } catch (error) {
+    $('room-error').textContent = error.message;
+  }
+  // Bans and removals arrive as MemberLeft, mutes as MemberMuted: the events update the list.
+}
+
+async function setBlocked(userId, blocked) {
+  try {
+    await gql(blocked ? MOD.block : MOD.unblock, { userId });
+  } catch (error) {
+    $('room-error').textContent = error.message;
+    return;
+  }
+  if (blocked) moderation.blocked.add(userId);
+  else moderation.blocked.delete(userId);
+  for (const message of state.messages.values()) {
+    if (message.sender?.id === userId) upsertMessage({ ...message, senderBlocked: blocked }, false);
+  }
+  renderMembers();
+}
+
+/** A message's menu (report) and the fold over messages of blocked users. */
+function decorateMessage(message, item, meta) {
+  if (message.isDeleted) return;
+  if (message.senderBlocked) {
+    const text = item.querySelector('.text');
+    const original = text.textContent;
+    item.classList.add('blocked');
+    text.textContent = 'Message from a user you blocked. ';
+    text.append(el('button', { class: 'link small', text: 'Show', onclick: () => { text.textContent = original; } }));
+  }
+  if (message.sender?.id !== state.me.id) {
+    meta.append(el('span', { class: 'actions' },
+      el('button', { text: 'Report', title: 'Report this message', onclick: () => startReport(message.id, item) })));
+  }
+}
+
+function startReport(messageId, item) {
+  if (item.querySelector('.report-form')) return;
+  const reason = el('select', { name: 'reason', 'aria-label': 'Reason' },
+    ...REPORT_REASONS.map((r) => el('option', { value: r, text: r.charAt(0) + r.slice(1).toLowerCase() })));
+  const comment = el('input', { name: 'comment', placeholder: 'Comment (optional)', maxlength: '1000' });
+  const form = el('form', { class: 'report-form' }, reason, comment, el('button', { type: 'submit', class: 'small', text: 'Send report' }));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      await gql(MOD.report, { id: messageId, reason: reason.value, comment: comment.value || null });
+      form.replaceWith(el('p', { class: 'muted small report-sent', text: 'Reported to the room’s moderators.' }));
+    } catch (error) {
+      form.replaceWith(el('p', { class: 'error small', text: error.message }));
+    }
+  });
+  item.querySelector('.body').append(form);
+}
+
+/** The composer of a muted member: reading only. */
+function renderMuted() {
+  const muted = moderation.muted.has(state.me.id);
+  const until = moderation.muted.get(state.me.id);
+  $('text').disabled = muted;
+  $('composer').querySelector('button[type="submit"]').disabled = muted;
+  $('text').placeholder = !muted ? 'Write a message'
+    : until ? `You are muted until ${new Date(until).toLocaleString()}` : 'You are muted in this room';
+}
+
+function moderationEvent(event) {
+  if (event.room.id !== state.current) return;
+  if (event.__typename === 'MemberMuted') moderation.muted.set(event.user.id, event.until);
+  else if (event.__typename === 'MemberUnmuted') moderation.muted.delete(event.user.id);
+  else if (event.__typename === 'MemberLeft' && event.reason === 'BANNED' && event.user.id === state.me.id) {
+    $('room-name').textContent = 'You were banned from this room';
+    $('composer').hidden = true;
+    $('message-list').replaceChildren();
+    return;
+  } else return;
+  renderMembers();
+  renderMuted();
+}
+
+/** An invite link (`/#invite=<code>`): join its room once signed in. */
+async function acceptInviteLink() {
+  const match = location.hash.match(/^#invite=([\w-]+)$/);
+  if (!match) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  try {
+    const { joinByInvite } = await gql(MOD.joinByInvite, { code: match[1] });
+    await loadRooms();
+    return joinByInvite.id;
+  } catch (error) {
+    $('room-error').textContent = `Invite link: ${error.message}`;
+    return null;
+  }
+}
 
 // --- Start ----------------------------------------------------------------------------
 
@@ -1110,10 +1332,13 @@ async function enterApp(user) {
   inbox.install({ $, el, gql, freshToken, nameOf, openRoom, state });
   inbox.renderMyAvatar();
   inbox.start().catch((error) => console.warn('inbox', error));
-  await loadRooms();
+  await Promise.all([loadRooms(), initModeration()]);
+  const invited = await acceptInviteLink();
+  if (invited) return openRoom(invited);
   const first = [...state.rooms.values()].filter((r) => r.myRole && r.kind === 'GROUP')
     .sort((a, b) => a.name.localeCompare(b.name))[0];
-  if (first) await openRoom(first.id);
+  // Not if the user opened a room meanwhile (the room list is clickable from loadRooms on).
+  if (first && !state.current) await openRoom(first.id);
 }
 
 async function main() {
