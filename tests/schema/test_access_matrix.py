@@ -413,7 +413,7 @@ CASES = [
         "updateRoom avatar cleared",
         UPDATE_ROOM,
         lambda w: {"input": {"roomId": gid("Room", w.public.pk), "avatarId": None}},
-        {"outsider": "FORBIDDEN", "member": "FORBIDDEN", "admin": None, "owner": None, "staff": None},
+        PUBLIC_MODERATION,
         lambda w, role: {"updateRoom": {"name": "Lobby", "topic": "Say hi"}},
         changes=False,
     ),
