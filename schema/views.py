@@ -19,8 +19,10 @@ from asgiref.sync import sync_to_async
 from cross_web import HTTPException
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
@@ -54,7 +56,43 @@ SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are not served by a plain HTTP request: subscribe over WebSocket at /graphql/ "
     "(graphql-transport-ws or graphql-ws)."
 )
+
+# The GraphiQL page loads everything from this server's static files, so its policy
+# allows no other origin and no inline script or style. GraphiQL's stylesheet carries
+# its fonts and icons as data: URLs.
+GRAPHIQL_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "font-src 'self' data:",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
 APPLICATION_JSON = "application/json"
+# The GraphiQL page's files (chat/static/graphiql/), by their name in its template.
+GRAPHIQL_ASSETS = {
+    "graphiql_css": "graphiql/vendor/graphiql.min.css",
+    "page_css": "graphiql/graphiql-page.css",
+    "react_js": "graphiql/vendor/react.production.min.js",
+    "react_dom_js": "graphiql/vendor/react-dom.production.min.js",
+    "graphiql_js": "graphiql/vendor/graphiql.min.js",
+    "page_js": "graphiql/graphiql-page.js",
+}
+
+
+def _static_url(path: str) -> str:
+    """The URL of a static file: hashed by the manifest storage after `collectstatic`;
+    without a manifest entry (a server started without it) the plain name, which
+    `collectstatic` also writes, rather than a 500 for the whole page."""
+    try:
+        return staticfiles_storage.url(path)
+    except ValueError:
+        return settings.STATIC_URL + path
 
 
 def _media_ranges(accept: str):
@@ -106,6 +144,16 @@ class GraphQLView(AsyncGraphQLView):
         kwargs.setdefault("graphql_ide", "graphiql" if settings.GRAPHIQL_ENABLED else None)
         kwargs.setdefault("multipart_uploads_enabled", True)
         super().__init__(**kwargs)
+
+    async def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
+        """GraphiQL from our own static files (chat/templates/graphiql/index.html),
+        instead of Strawberry's page, which loads React and GraphiQL from a CDN."""
+        assets = {name: _static_url(path) for name, path in GRAPHIQL_ASSETS.items()}
+        html = render_to_string("graphiql/index.html", {"endpoint": request.path, **assets}, request=request)
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = GRAPHIQL_CSP
+        response["Cache-Control"] = "no-store"
+        return response
 
     async def get_context(self, request: HttpRequest, response) -> ChatContext:
         user, error = await authenticate(request.headers.get("Authorization"))
