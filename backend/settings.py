@@ -336,6 +336,11 @@ GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15)
 GRAPHQL_MAX_OPERATIONS = env_int("GRAPHQL_MAX_OPERATIONS", 1)
+# Query cost budget (schema/cost.py): the objects an operation may return, estimated
+# from its list sizes before it runs; 0 switches the limit off. Lists with no page
+# argument and no known bound count as GRAPHQL_COST_LIST_SIZE items.
+GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 10000)
+GRAPHQL_COST_LIST_SIZE = env_int("GRAPHQL_COST_LIST_SIZE", PAGE_SIZE_DEFAULT)
 # WebSocket limits; see schema/live/consumer.py.
 WS_CONNECTION_INIT_TIMEOUT = env_int("WS_CONNECTION_INIT_TIMEOUT", 10)  # seconds
 WS_MAX_SUBSCRIPTIONS = env_int("WS_MAX_SUBSCRIPTIONS", 20)  # in-flight operations per socket

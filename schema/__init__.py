@@ -14,6 +14,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
 from schema.attachments.mutations import AttachmentMutations
+from schema.cost import CostLimit
 from schema.errors import TypedErrors
 from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
@@ -76,7 +77,8 @@ class QuerySetOptimizer(DjangoOptimizerExtension):
 
 def extensions() -> list:
     # OperationLog first: extensions exit in reverse order, so it sees the typed errors.
-    result = [OperationLog, *limit_extensions(), TypedErrors, QuerySetOptimizer]
+    # CostLimit after the validation cache (in limit_extensions): it costs valid documents.
+    result = [OperationLog, *limit_extensions(), CostLimit, TypedErrors, QuerySetOptimizer]
     if not settings.GRAPHQL_INTROSPECTION:
         result.append(DisableIntrospection)
     return result
