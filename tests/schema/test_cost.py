@@ -37,7 +37,7 @@ class TestEstimate:
         assert cost("{ rooms(first: -3) { edges { node { id } } } }") == 1
 
     def test_last_counts_like_first(self):
-        query = 'query H($r: ID!) { messages(roomId: $r, last: 7) { edges { node { id sender { id } } } } }'
+        query = "query H($r: ID!) { messages(roomId: $r, last: 7) { edges { node { id sender { id } } } } }"
         assert cost(query, {"r": "x"}) == 1 + 7 + 7 + 7
 
     def test_sizes_from_variables(self):
@@ -48,7 +48,7 @@ class TestEstimate:
 
     def test_bounded_lists_use_their_bound(self, settings):
         settings.MAX_FILES_PER_MESSAGE = 10
-        query = 'query H($r: ID!) { messages(roomId: $r, first: 2) { edges { node { attachments { id } } } } }'
+        query = "query H($r: ID!) { messages(roomId: $r, first: 2) { edges { node { attachments { id } } } } }"
         assert cost(query, {"r": "x"}) == 1 + 2 + 2 + 2 * 10
 
     def test_fragments_and_type_conditions_are_counted(self):
@@ -70,7 +70,9 @@ class TestEstimate:
 
 
 class TestRefusal:
-    def test_fifteen_aliases_of_100_rooms_of_100_members_are_refused(self, gql, alice, settings, django_assert_num_queries):
+    def test_fifteen_aliases_of_100_rooms_of_100_members_are_refused(
+        self, gql, alice, settings, django_assert_num_queries
+    ):
         expected = 15 * (1 + 100 + 100 + 100 * 100 + 100 * 100)
         with django_assert_num_queries(0):  # refused before execution: not even the rooms are read
             body = gql(FIFTEEN_ALIASES)
@@ -78,7 +80,11 @@ class TestRefusal:
         assert "data" not in body or body["data"] is None
         assert codes(body) == ["QUERY_TOO_COMPLEX"]
         error = body["errors"][0]
-        assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "cost": expected, "maxCost": settings.GRAPHQL_MAX_COST}
+        assert error["extensions"] == {
+            "code": "QUERY_TOO_COMPLEX",
+            "cost": expected,
+            "maxCost": settings.GRAPHQL_MAX_COST,
+        }
         assert str(expected) in error["message"]
 
     def test_refused_for_a_signed_in_user_too(self, gql, alice):
@@ -111,7 +117,6 @@ class TestRefusal:
         body = gql(query, user=alice)
         assert codes(body) == ["QUERY_TOO_COMPLEX"]
         assert not Room.objects.filter(name="dear").exists()
-
 
 
 @pytest.mark.django_db(transaction=True)
