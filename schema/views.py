@@ -32,6 +32,7 @@ from strawberry.types.graphql import OperationType
 
 from chat import tokens
 from chat.errors import ChatError, ServiceUnavailable
+from schema import persisted
 from schema.context import ChatContext
 
 
@@ -166,6 +167,13 @@ class GraphQLView(AsyncGraphQLView):
         sub_response.graphql_request_error = False
         return sub_response
 
+    async def parse_http_body(self, request_adapter):
+        """The request's operation, its document looked up by hash for persisted queries."""
+        data = await super().parse_http_body(request_adapter)
+        if isinstance(data, list):
+            return [persisted.resolve_request(item) for item in data]
+        return persisted.resolve_request(data)
+
     async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
         """Strawberry's ``execute_single`` (one query or mutation answered with one
         JSON result), except that a subscription is a request error: this path
@@ -192,10 +200,26 @@ class GraphQLView(AsyncGraphQLView):
             raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from None
         except MissingQueryError:
             raise HTTPException(400, "No GraphQL query found in the request") from None
-        if is_request_error(result) and getattr(sub_response, "graphql_media_type", None) == GRAPHQL_RESPONSE_JSON:
+        request_error = is_request_error(result)
+        persisted.remember_document(request_data, result_is_valid=not request_error)
+        if request_error and getattr(sub_response, "graphql_media_type", None) == GRAPHQL_RESPONSE_JSON:
             sub_response.graphql_request_error = True
             sub_response.status_code = 400
+        if request.method == "GET":
+            self._cache_headers(request, sub_response, cacheable=not result.errors)
         return result
+
+    @staticmethod
+    def _cache_headers(request: HttpRequest, sub_response, cacheable: bool) -> None:
+        """GET answers (queries only; a persisted query's hash fits in the URL) may be
+        cached by a CDN, but never one that depends on who asks: an authenticated answer
+        is private, and caches key on the token and the negotiated media type."""
+        sub_response["Vary"] = "Accept, Authorization"
+        max_age = settings.GRAPHQL_GET_MAX_AGE
+        if request.headers.get("Authorization") or not cacheable or max_age <= 0:
+            sub_response["Cache-Control"] = "private, no-store"
+        else:
+            sub_response["Cache-Control"] = f"public, max-age={max_age}"
 
     def create_response(self, response_data, sub_response):
         media_type = getattr(sub_response, "graphql_media_type", APPLICATION_JSON)
@@ -233,11 +257,15 @@ class GraphQLView(AsyncGraphQLView):
         try:
             return await self.run(request=request)
         except HTTPException as caught:
-            error = caught
+            status, message, code = caught.status_code, caught.reason, HTTP_ERROR_CODES.get(caught.status_code)
+        except persisted.PersistedQueryError as caught:
+            status, message, code = caught.status, caught.message, caught.code
         media_type = negotiate_media_type(request.headers.get("Accept"))
-        code = HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
-        body = self.encode_json({"errors": [StrawberryGraphQLError(error.reason, extensions={"code": code}).formatted]})
-        response = HttpResponse(body, status=error.status_code, content_type=f"{media_type}; charset=utf-8")
-        if error.status_code == 405:
+        error = StrawberryGraphQLError(message, extensions={"code": code or "BAD_REQUEST"})
+        body = self.encode_json({"errors": [error.formatted]})
+        response = HttpResponse(body, status=status, content_type=f"{media_type}; charset=utf-8")
+        if request.method == "GET":
+            response["Cache-Control"] = "private, no-store"  # never cache "not found": it is registered next
+        if status == 405:
             response["Allow"] = "GET, POST"
         return response
