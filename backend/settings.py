@@ -339,7 +339,7 @@ GRAPHQL_MAX_OPERATIONS = env_int("GRAPHQL_MAX_OPERATIONS", 1)
 # Query cost budget (schema/cost.py): the objects an operation may return, estimated
 # from its list sizes before it runs; 0 switches the limit off. Lists with no page
 # argument and no known bound count as GRAPHQL_COST_LIST_SIZE items.
-GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 10000)
+GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 100000)
 GRAPHQL_COST_LIST_SIZE = env_int("GRAPHQL_COST_LIST_SIZE", PAGE_SIZE_DEFAULT)
 # Persisted queries (schema/persisted.py): Apollo's automatic persisted queries, stored
 # in the cache for GRAPHQL_PERSISTED_QUERY_TTL seconds; GRAPHQL_TRUSTED_DOCUMENTS names a
