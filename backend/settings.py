@@ -341,6 +341,19 @@ GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15)
 GRAPHQL_MAX_OPERATIONS = env_int("GRAPHQL_MAX_OPERATIONS", 1)
+# Query cost budget (schema/cost.py): the objects an operation may return, estimated
+# from its list sizes before it runs; 0 switches the limit off. Lists with no page
+# argument and no known bound count as GRAPHQL_COST_LIST_SIZE items.
+GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 100000)
+GRAPHQL_COST_LIST_SIZE = env_int("GRAPHQL_COST_LIST_SIZE", PAGE_SIZE_DEFAULT)
+# Persisted queries (schema/persisted.py): Apollo's automatic persisted queries, stored
+# in the cache for GRAPHQL_PERSISTED_QUERY_TTL seconds; GRAPHQL_TRUSTED_DOCUMENTS names a
+# manifest (scripts/trusted_documents.py) and then only its documents run.
+GRAPHQL_PERSISTED_QUERIES = env_bool("GRAPHQL_PERSISTED_QUERIES", True)
+GRAPHQL_PERSISTED_QUERY_TTL = env_int("GRAPHQL_PERSISTED_QUERY_TTL", 7 * 24 * 3600)
+GRAPHQL_TRUSTED_DOCUMENTS = os.environ.get("GRAPHQL_TRUSTED_DOCUMENTS", "")
+# Cache-Control max-age of anonymous GET answers without errors (CDNs); 0: not cached.
+GRAPHQL_GET_MAX_AGE = env_int("GRAPHQL_GET_MAX_AGE", 0)
 # WebSocket limits; see schema/live/consumer.py.
 WS_CONNECTION_INIT_TIMEOUT = env_int("WS_CONNECTION_INIT_TIMEOUT", 10)  # seconds
 WS_MAX_SUBSCRIPTIONS = env_int("WS_MAX_SUBSCRIPTIONS", 20)  # in-flight operations per socket

@@ -14,6 +14,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
 from schema.attachments.mutations import AttachmentMutations
+from schema.cost import CostLimit
 from schema.errors import TypedErrors
 from schema.events.mutations import EventMutations
 from schema.events.subscriptions import EventSubscriptions
@@ -27,6 +28,7 @@ from schema.node_ids import cache_node_id_attrs
 from schema.notifications.mutations import NotificationMutations
 from schema.notifications.queries import NotificationQueries
 from schema.operation_log import OperationLog
+from schema.persisted import TrustedDocumentsOnly, trusted_documents
 from schema.pins.mutations import PinMutations
 from schema.reactions.mutations import ReactionMutations
 from schema.rooms.mutations import RoomMutations
@@ -78,7 +80,9 @@ class QuerySetOptimizer(DjangoOptimizerExtension):
 
 def extensions() -> list:
     # OperationLog first: extensions exit in reverse order, so it sees the typed errors.
-    result = [OperationLog, *limit_extensions(), TypedErrors, QuerySetOptimizer]
+    # After the validation cache (in limit_extensions): TrustedDocumentsOnly replaces its
+    # verdict for an untrusted document, CostLimit costs valid documents only.
+    result = [OperationLog, *limit_extensions(), TrustedDocumentsOnly, CostLimit, TypedErrors, QuerySetOptimizer]
     if not settings.GRAPHQL_INTROSPECTION:
         result.append(DisableIntrospection)
     return result
@@ -98,3 +102,4 @@ schema = strawberry.Schema(
     else None,
 )
 cache_node_id_attrs()  # once every type is imported: see schema/node_ids.py
+trusted_documents()  # a manifest that does not load stops the server at start, not at a request

@@ -19,8 +19,10 @@ from asgiref.sync import sync_to_async
 from cross_web import HTTPException
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
@@ -30,6 +32,7 @@ from strawberry.types.graphql import OperationType
 
 from chat import tokens
 from chat.errors import ChatError, ServiceUnavailable
+from schema import persisted
 from schema.context import ChatContext
 
 
@@ -54,7 +57,43 @@ SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are not served by a plain HTTP request: subscribe over WebSocket at /graphql/ "
     "(graphql-transport-ws or graphql-ws)."
 )
+
+# The GraphiQL page loads everything from this server's static files, so its policy
+# allows no other origin and no inline script or style. GraphiQL's stylesheet carries
+# its fonts and icons as data: URLs.
+GRAPHIQL_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "font-src 'self' data:",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
 APPLICATION_JSON = "application/json"
+# The GraphiQL page's files (chat/static/graphiql/), by their name in its template.
+GRAPHIQL_ASSETS = {
+    "graphiql_css": "graphiql/vendor/graphiql.min.css",
+    "page_css": "graphiql/graphiql-page.css",
+    "react_js": "graphiql/vendor/react.production.min.js",
+    "react_dom_js": "graphiql/vendor/react-dom.production.min.js",
+    "graphiql_js": "graphiql/vendor/graphiql.min.js",
+    "page_js": "graphiql/graphiql-page.js",
+}
+
+
+def _static_url(path: str) -> str:
+    """The URL of a static file: hashed by the manifest storage after `collectstatic`;
+    without a manifest entry (a server started without it) the plain name, which
+    `collectstatic` also writes, rather than a 500 for the whole page."""
+    try:
+        return staticfiles_storage.url(path)
+    except ValueError:
+        return settings.STATIC_URL + path
 
 
 def _media_ranges(accept: str):
@@ -107,6 +146,16 @@ class GraphQLView(AsyncGraphQLView):
         kwargs.setdefault("multipart_uploads_enabled", True)
         super().__init__(**kwargs)
 
+    async def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
+        """GraphiQL from our own static files (chat/templates/graphiql/index.html),
+        instead of Strawberry's page, which loads React and GraphiQL from a CDN."""
+        assets = {name: _static_url(path) for name, path in GRAPHIQL_ASSETS.items()}
+        html = render_to_string("graphiql/index.html", {"endpoint": request.path, **assets}, request=request)
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = GRAPHIQL_CSP
+        response["Cache-Control"] = "no-store"
+        return response
+
     async def get_context(self, request: HttpRequest, response) -> ChatContext:
         user, error = await authenticate(request.headers.get("Authorization"))
         request.user = user  # read by strawberry-django's permission extensions
@@ -117,6 +166,13 @@ class GraphQLView(AsyncGraphQLView):
         sub_response.graphql_media_type = negotiate_media_type(request.headers.get("Accept"))
         sub_response.graphql_request_error = False
         return sub_response
+
+    async def parse_http_body(self, request_adapter):
+        """The request's operation, its document looked up by hash for persisted queries."""
+        data = await super().parse_http_body(request_adapter)
+        if isinstance(data, list):
+            return [persisted.resolve_request(item) for item in data]
+        return persisted.resolve_request(data)
 
     async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
         """Strawberry's ``execute_single`` (one query or mutation answered with one
@@ -144,10 +200,26 @@ class GraphQLView(AsyncGraphQLView):
             raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from None
         except MissingQueryError:
             raise HTTPException(400, "No GraphQL query found in the request") from None
-        if is_request_error(result) and getattr(sub_response, "graphql_media_type", None) == GRAPHQL_RESPONSE_JSON:
+        request_error = is_request_error(result)
+        persisted.remember_document(request_data, result_is_valid=not request_error)
+        if request_error and getattr(sub_response, "graphql_media_type", None) == GRAPHQL_RESPONSE_JSON:
             sub_response.graphql_request_error = True
             sub_response.status_code = 400
+        if request.method == "GET":
+            self._cache_headers(request, sub_response, cacheable=not result.errors)
         return result
+
+    @staticmethod
+    def _cache_headers(request: HttpRequest, sub_response, cacheable: bool) -> None:
+        """GET answers (queries only; a persisted query's hash fits in the URL) may be
+        cached by a CDN, but never one that depends on who asks: an authenticated answer
+        is private, and caches key on the token and the negotiated media type."""
+        sub_response["Vary"] = "Accept, Authorization"
+        max_age = settings.GRAPHQL_GET_MAX_AGE
+        if request.headers.get("Authorization") or not cacheable or max_age <= 0:
+            sub_response["Cache-Control"] = "private, no-store"
+        else:
+            sub_response["Cache-Control"] = f"public, max-age={max_age}"
 
     def create_response(self, response_data, sub_response):
         media_type = getattr(sub_response, "graphql_media_type", APPLICATION_JSON)
@@ -185,11 +257,15 @@ class GraphQLView(AsyncGraphQLView):
         try:
             return await self.run(request=request)
         except HTTPException as caught:
-            error = caught
+            status, message, code = caught.status_code, caught.reason, HTTP_ERROR_CODES.get(caught.status_code)
+        except persisted.PersistedQueryError as caught:
+            status, message, code = caught.status, caught.message, caught.code
         media_type = negotiate_media_type(request.headers.get("Accept"))
-        code = HTTP_ERROR_CODES.get(error.status_code, "BAD_REQUEST")
-        body = self.encode_json({"errors": [StrawberryGraphQLError(error.reason, extensions={"code": code}).formatted]})
-        response = HttpResponse(body, status=error.status_code, content_type=f"{media_type}; charset=utf-8")
-        if error.status_code == 405:
+        error = StrawberryGraphQLError(message, extensions={"code": code or "BAD_REQUEST"})
+        body = self.encode_json({"errors": [error.formatted]})
+        response = HttpResponse(body, status=status, content_type=f"{media_type}; charset=utf-8")
+        if request.method == "GET":
+            response["Cache-Control"] = "private, no-store"  # never cache "not found": it is registered next
+        if status == 405:
             response["Allow"] = "GET, POST"
         return response
