@@ -21,7 +21,7 @@ from graphql import OperationDefinitionNode, parse, print_ast
 from graphql.error import GraphQLSyntaxError
 
 ROOT = Path(__file__).resolve().parent.parent
-WEB_CHAT = ROOT / "chat/static/chat/app.js"
+WEB_CHAT = ROOT / "chat/static/chat"  # every script of the web chat (app.js, inbox.js, ...)
 E2E = ROOT / "tests/e2e"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -101,7 +101,7 @@ def documents_in_markdown(path: Path) -> list[str]:
 
 
 def web_chat_documents() -> list[str]:
-    return documents_in_javascript(WEB_CHAT)
+    return [document for path in sorted(WEB_CHAT.glob("*.js")) for document in documents_in_javascript(path)]
 
 
 def e2e_documents() -> list[str]:
