@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chat.models import Ban, Block, Event, Invite, Membership, Message, Mute, Report, Room
+from chat.models import Ban, Block, Event, Invite, Membership, Message, Mute, Notification, Report, Room
 from chat.services import messages as message_services
 from chat.services import moderation
 from chat.services import rooms as room_services
@@ -353,6 +353,9 @@ class TestBlocks:
             message_services.send_message(world.member, world.public.pk, "@adam @olga look")
         mentioned = [groups for groups, m in published if m.get("kind") == "MENTIONED"]
         assert mentioned == [[f"user.{world.owner.pk}"]]
+        # The stored inbox too: the blocker has no notification of it.
+        stored = Notification.objects.filter(kind="MENTIONED").values_list("user_id", flat=True)
+        assert list(stored) == [world.owner.pk]
 
     def test_blocking_is_private_and_idempotent(self, gql, world: World):
         for _ in range(2):
