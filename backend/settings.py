@@ -9,6 +9,7 @@ import os
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -143,36 +144,58 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    CHANNEL_LAYERS = {
-        "default": {
-            # channels-redis' layer with a pool that waits when busy (schema/live/channels_redis_adapter.py).
-            "BACKEND": "schema.live.channels_redis_adapter.WaitingRedisChannelLayer",
-            "CONFIG": {
-                "pool_size": env_int("CHANNEL_LAYER_POOL_SIZE", 200),
-                # A Redis that does not answer fails fast instead of hanging. receive() blocks
-                # on BZPOPMIN for up to 5 s by design, and redis-py 8 reads with a default
-                # socket_timeout of 5 s: under load an idle socket's read then timed out and
-                # the consumer closed it (1013). The read timeout must outlast the block.
-                # retry_on_error: a pooled connection that a Redis restart broke is replaced
-                # on first use (one retry) instead of failing that use.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_connect_timeout": 2,
-                        "socket_timeout": 20,
-                        "retry_on_error": [RedisConnectionError],
-                    }
-                ],
-                # The default capacity (100) drops group messages silently under
-                # fan-out load; resume repairs loss, but we avoid causing it.
-                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 5000),
-                "expiry": 60,
-                # Long-lived sockets must not fall out of their groups.
-                "group_expiry": 7 * 24 * 3600,
-                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "chat"),
-            },
-        }
+    # A Redis that does not answer fails fast instead of hanging; a connection that a
+    # Redis restart broke is replaced on first use (one retry). The read timeout must
+    # outlast the sorted-set layer's 5 s blocking receive (BZPOPMIN).
+    _redis_host = {
+        "address": REDIS_URL,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 20,
+        "retry_on_error": [RedisConnectionError],
     }
+    # CHANNEL_LAYER=pubsub (default): channels-redis' pub/sub layer. A process is in a
+    # group once (chat.realtime.Hub), so an event costs one PUBLISH whatever the number
+    # of processes and subscribers. CHANNEL_LAYER=redis: the sorted-set layer, with
+    # bounded per-channel queues (CHANNEL_LAYER_CAPACITY) and a waiting pool
+    # (CHANNEL_LAYER_POOL_SIZE), at about a dozen Redis commands per event per process
+    # of group and queue bookkeeping. Both are at-most-once: the event table and the
+    # periodic check repair loss, and the Hub's heartbeat notices a layer that stopped
+    # delivering.
+    CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
+    _redis_db = (urlsplit(REDIS_URL).path.strip("/") or "0").split("/")[0]
+    if CHANNEL_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # Pub/sub channels are shared by every database of a Redis server: the
+                # default prefix names the database, so that deployments (or test runs)
+                # on other database numbers never hear each other's events.
+                "CONFIG": {
+                    "hosts": [_redis_host],
+                    "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", f"chat.{_redis_db}"),
+                },
+            }
+        }
+    elif CHANNEL_LAYER == "redis":
+        CHANNEL_LAYERS = {
+            "default": {
+                # schema/live/channels_redis_adapter.py: a pool that waits when busy.
+                "BACKEND": "schema.live.channels_redis_adapter.WaitingRedisChannelLayer",
+                "CONFIG": {
+                    "pool_size": env_int("CHANNEL_LAYER_POOL_SIZE", 200),
+                    "hosts": [_redis_host],
+                    # The default capacity (100) drops group messages silently under
+                    # fan-out load; resume repairs loss, but we avoid causing it.
+                    "capacity": env_int("CHANNEL_LAYER_CAPACITY", 5000),
+                    "expiry": 60,
+                    # Long-lived processes must not fall out of their groups.
+                    "group_expiry": 7 * 24 * 3600,
+                    "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "chat"),
+                },
+            }
+        }
+    else:
+        raise ImproperlyConfigured("CHANNEL_LAYER must be 'pubsub' or 'redis'.")
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -239,10 +262,14 @@ MENTION_EVERYONE_MAX_MEMBERS = env_int("MENTION_EVERYONE_MAX_MEMBERS", 50)
 # Longest accepted searchMessages query, in characters.
 SEARCH_QUERY_MAX_LENGTH = 200
 EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
-# Real time: how often a subscription compares its positions with the rooms' latest
-# event (repairs a dropped last event); presence entries expire unless an open
-# socket's heartbeat refreshes them (a crashed process leaves nobody online for long).
+# Real time: how often each process compares its subscriptions' positions with the
+# rooms' latest event (repairs a dropped last event) and checks that its channel on
+# the layer still answers; how long an event that arrived before its predecessor
+# waits for it before the gap is filled from the event table. Presence entries
+# expire unless an open socket's heartbeat refreshes them (a crashed process leaves
+# nobody online for long).
 REALTIME_CHECK_INTERVAL = float(os.environ.get("REALTIME_CHECK_INTERVAL", "5"))
+REALTIME_REORDER_WAIT = float(os.environ.get("REALTIME_REORDER_WAIT", "0.2"))
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT", 30)
 PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 

@@ -61,6 +61,7 @@ MEMBER_LEFT = Event.Kind.MEMBER_LEFT.value
 ROOM_DELETED = Event.Kind.ROOM_DELETED.value
 TYPING_CHANGED = "TypingChanged"
 CHECK_TYPE = "realtime.check"  # put in a subscription's queue by the checker, never sent on a layer
+HEARTBEAT_TYPE = "realtime.heartbeat"  # a process's message to itself: is the layer still delivering?
 PRESENCE_CHANGED = "PresenceChanged"
 
 
@@ -161,7 +162,7 @@ def _events_after(positions: Mapping[int, int], limit: int) -> list[dict]:
 
 def reorder_wait() -> float:
     """Seconds an event that arrived before its predecessor waits for it (then the gap is filled from the table)."""
-    return float(getattr(settings, "REALTIME_REORDER_WAIT", 0.2))
+    return settings.REALTIME_REORDER_WAIT
 
 
 class LightQueue:
@@ -243,8 +244,14 @@ class Hub:
 
     A message says which group it was sent to (``group``, added by
     ``chat.events.publish``); one without it (sent to a room group by hand) is a
-    message of its room's group. A layer that fails closes every listener's
-    connection (``on_failure``): the clients reconnect and resume from their cursor.
+    message of its room's group.
+
+    A layer that fails closes the connections that depend on this process's
+    channel (``failure_callbacks``): the clients reconnect and resume from their
+    cursor. A layer can also fail silently (a pub/sub connection that Redis
+    dropped only logs and retries): every ``REALTIME_CHECK_INTERVAL`` the hub
+    sends itself a heartbeat, and two intervals without any message while it
+    waits for one count as a failure.
     """
 
     def __init__(self, layer, loop: asyncio.AbstractEventLoop):
@@ -255,6 +262,9 @@ class Hub:
         self.failure_callbacks: dict[Callable[[], Awaitable[None]], None] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task | None = None
+        self._waiting = False  # waiting for the layer's next message (not busy dispatching one)
+        self._silent_beats = 0
 
     async def join(self, group: str, listener: Listener) -> None:
         """Have ``listener`` receive the group's messages; the process is in the group
@@ -266,7 +276,9 @@ class Hub:
                 if listeners is None:
                     if self.channel is None:
                         self.channel = await self.layer.new_channel()
+                        self._silent_beats = 0
                         self._task = self.loop.create_task(self._receive())
+                        self._heartbeat = self.loop.create_task(self._beat(self.channel))
                     await self.layer.group_add(group, self.channel)
                     listeners = self.listeners[group] = {}
         listeners[listener] = None
@@ -299,7 +311,9 @@ class Hub:
     async def _receive(self) -> None:
         try:
             while True:
+                self._waiting = True
                 message = await self.layer.receive(self.channel)
+                self._waiting, self._silent_beats = False, 0
                 await self.dispatch(message)
         except asyncio.CancelledError:
             raise
@@ -307,7 +321,28 @@ class Hub:
             logger.warning("channel layer failed; closing the process's real-time connections", exc_info=True)
             await self._fail()
 
+    async def _beat(self, channel: str) -> None:
+        try:
+            while self.channel == channel:
+                await asyncio.sleep(settings.REALTIME_CHECK_INTERVAL)
+                if self.channel != channel:
+                    return
+                # Silence counts only while the hub waits for the layer: a hub busy with a
+                # large fan-out has simply not read its heartbeat yet.
+                if self._waiting:
+                    self._silent_beats += 1
+                    if self._silent_beats > 2:
+                        raise ConnectionError("the channel layer stopped delivering this process's messages")
+                await self.layer.send(channel, {"type": HEARTBEAT_TYPE})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("channel layer heartbeat failed; closing the process's real-time connections", exc_info=True)
+            await self._fail()
+
     async def dispatch(self, message: dict) -> None:
+        if message.get("type") == HEARTBEAT_TYPE:
+            return
         group = message.get("group")
         if group is None and "room" in message:
             group = room_group(message["room"])
@@ -323,7 +358,10 @@ class Hub:
         callbacks = list(self.failure_callbacks)
         self.listeners.clear()
         self.failure_callbacks.clear()
-        self.channel, self._task = None, None
+        tasks = [t for t in (self._task, self._heartbeat) if t is not None and t is not asyncio.current_task()]
+        self.channel, self._task, self._heartbeat = None, None, None
+        for task in tasks:
+            task.cancel()
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 await callback()
@@ -709,7 +747,7 @@ class Checker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while self.streams and self.loop is loop:
-            await asyncio.sleep(float(getattr(settings, "REALTIME_CHECK_INTERVAL", 5)))
+            await asyncio.sleep(settings.REALTIME_CHECK_INTERVAL)
             streams = [s for s in self.streams if s.positions or s.follows_membership]
             if not streams:
                 continue

@@ -66,9 +66,24 @@ class TestSettings:
             "django.db.backends.postgresql",
             "0",
             "True",
-            "schema.live.channels_redis_adapter.WaitingRedisChannelLayer",
+            "channels_redis.pubsub.RedisPubSubChannelLayer",
             "django.core.cache.backends.redis.RedisCache",
         ]
+
+    @pytest.mark.parametrize(
+        ("kind", "backend"),
+        [("redis", "schema.live.channels_redis_adapter.WaitingRedisChannelLayer"), ("smoke-signals", None)],
+    )
+    def test_channel_layer_choice(self, kind, backend):
+        out = run_settings(
+            {"REDIS_URL": "redis://127.0.0.1:6379/0", "CHANNEL_LAYER": kind},
+            "print(s.CHANNEL_LAYERS['default']['BACKEND'])",
+        )
+        if backend is None:
+            assert out.returncode != 0 and "CHANNEL_LAYER must be" in out.stderr
+        else:
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.split() == [backend]
 
     @pytest.mark.parametrize("secret", [None, "short", "dev-insecure-secret-key-change-me-in-production-0123456789"])
     def test_production_refuses_to_start_without_a_real_secret(self, secret):

@@ -143,15 +143,16 @@ class Subscriber:
 
 
 async def until_in_group(group: str, count: int = 1) -> None:
-    """Wait until the subscriber's channel is in ``group`` on Redis."""
+    """Wait until ``count`` server processes are in ``group`` on Redis (a pub/sub
+    subscription, or a member of the sorted-set layer's group)."""
     import redis.asyncio
 
-    layer_config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
     client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
-    key = f"{layer_config.get('prefix', 'asgi')}:group:{group}"
     try:
         for _ in range(250):
-            if await client.zcard(key) >= count:
+            [(_, subscribed)] = await client.pubsub_numsub(f"{prefix}__group__{group}")
+            if subscribed + await client.zcard(f"{prefix}:group:{group}") >= count:
                 await asyncio.sleep(0.3)  # and its positions are read
                 return
             await asyncio.sleep(0.02)

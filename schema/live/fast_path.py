@@ -69,7 +69,9 @@ class FastPath:
         if handler is None or executor is None or not getattr(consumer, "fast_path_enabled", False):
             return None
         raw = strawberry_adapter.resolve_info(info)
-        signature = subscription_signature(raw.operation, raw.fragments, raw.variable_values, info.context.user)
+        signature = subscription_signature(
+            raw.schema, raw.operation, raw.fragments, raw.variable_values, info.context.user
+        )
         if signature is None:
             return None
         operation = strawberry_adapter.operation_of_task(handler, asyncio.current_task())

@@ -28,40 +28,40 @@ import contextvars
 import json
 from collections import OrderedDict
 
-from graphql import ExecutionResult, FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationType,
+    get_named_type,
+)
 
 from schema.live.strawberry_adapter import StrawberryGraphQLCoreExecutionContext
 
-# Field names whose values are the same for every subscriber who may see the event
-# (snapshot data: ids, texts, names, times). Unknown names make the result per viewer.
+# Fields whose values are the same for every subscriber who may see the event
+# (snapshot data: ids, texts, names, times), qualified by the type (or interface)
+# that declares them: another type's field of the same name may well depend on
+# who asks. Any field not listed makes the result per viewer.
+_EVENT = ("cursor", "seq", "createdAt", "room")
 VIEWER_INDEPENDENT = frozenset(
     {
-        "__typename",
-        "cursor",
-        "seq",
-        "createdAt",
-        "editedAt",
-        "deletedAt",
-        "isDeleted",
-        "message",
-        "id",
-        "text",
-        "clientId",
-        "sender",
-        "user",
-        "by",
-        "username",
-        "displayName",
-        "name",
-        "topic",
-        "kind",
-        "isPrivate",
-        "room",
-        "role",
-        "reason",
-        "messageId",
-        "typing",
-        "online",
+        *(f"RoomEvent.{name}" for name in _EVENT),
+        *(f"{kind}.message" for kind in ("MessageAdded", "MessageEdited", "MessageDeleted")),
+        *(f"{kind}.{name}" for kind in ("MemberJoined", "MemberRoleChanged") for name in ("user", "role", "by")),
+        *(f"MemberLeft.{name}" for name in ("user", "reason", "by")),
+        "ReadReceipt.user",
+        "ReadReceipt.messageId",
+        "TypingChanged.user",
+        "TypingChanged.typing",
+        "PresenceChanged.user",
+        "PresenceChanged.online",
+        *(
+            f"Message.{name}"
+            for name in ("id", "text", "clientId", "sender", "room", "createdAt", "editedAt", "deletedAt", "isDeleted")
+        ),
+        *(f"User.{name}" for name in ("id", "username", "displayName")),
+        *(f"Room.{name}" for name in ("id", "name", "topic", "kind", "isPrivate")),
     }
 )
 
@@ -71,15 +71,31 @@ _viewer_independent: dict[tuple, bool] = {}
 _payloads: dict[tuple, str] = {}  # serialized shared results, for the fast path (schema/live/fast_path.py)
 
 
-def _fields_viewer_independent(selection_set, fragments, seen: set[str]) -> bool:
+def _shared_field(parent, name: str) -> bool:
+    if f"{parent.name}.{name}" in VIEWER_INDEPENDENT:
+        return True
+    return any(f"{interface.name}.{name}" in VIEWER_INDEPENDENT for interface in getattr(parent, "interfaces", ()))
+
+
+def _fields_viewer_independent(schema, parent, selection_set, fragments, seen: set[str]) -> bool:
+    """Whether every field selected under ``parent`` (a GraphQL type) is viewer-independent."""
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
-            if selection.name.value not in VIEWER_INDEPENDENT:
+            name = selection.name.value
+            if name == "__typename":
+                continue
+            fields = getattr(parent, "fields", None) or {}
+            if name not in fields or not _shared_field(parent, name):
                 return False
-            if selection.selection_set and not _fields_viewer_independent(selection.selection_set, fragments, seen):
+            child = get_named_type(fields[name].type)
+            if selection.selection_set and not _fields_viewer_independent(
+                schema, child, selection.selection_set, fragments, seen
+            ):
                 return False
         elif isinstance(selection, InlineFragmentNode):
-            if not _fields_viewer_independent(selection.selection_set, fragments, seen):
+            condition = selection.type_condition
+            inner = schema.get_type(condition.name.value) if condition else parent
+            if inner is None or not _fields_viewer_independent(schema, inner, selection.selection_set, fragments, seen):
                 return False
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
@@ -87,7 +103,8 @@ def _fields_viewer_independent(selection_set, fragments, seen: set[str]) -> bool
                 continue
             seen.add(name)
             fragment = fragments.get(name)
-            if fragment is None or not _fields_viewer_independent(fragment.selection_set, fragments, seen):
+            inner = schema.get_type(fragment.type_condition.name.value) if fragment is not None else None
+            if inner is None or not _fields_viewer_independent(schema, inner, fragment.selection_set, fragments, seen):
                 return False
     return True
 
@@ -99,7 +116,7 @@ def _put(key: tuple, value) -> None:
         _results.popitem(last=False)
 
 
-def subscription_signature(operation, fragments, variable_values, user) -> tuple | None:
+def subscription_signature(schema, operation, fragments, variable_values, user) -> tuple | None:
     """What, besides the event and the cursor, an execution's result depends on:
     the operation, the variable values and, unless the selection is made only of
     viewer-independent fields, the viewer. None if it cannot be shared."""
@@ -110,8 +127,13 @@ def subscription_signature(operation, fragments, variable_values, user) -> tuple
     shared = _viewer_independent.get(operation_key)
     if shared is None:
         # The root field is the subscription itself (``roomEvents``...): what it selects decides.
+        root_fields = schema.subscription_type.fields if schema.subscription_type else {}
         shared = all(
-            isinstance(root, FieldNode) and _fields_viewer_independent(root.selection_set, fragments, set())
+            isinstance(root, FieldNode)
+            and root.name.value in root_fields
+            and _fields_viewer_independent(
+                schema, get_named_type(root_fields[root.name.value].type), root.selection_set, fragments, set()
+            )
             for root in operation.selection_set.selections
         )
         if len(_viewer_independent) > 1024:
@@ -169,7 +191,7 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if seq is None or cursor is None or room is None:
             return None
         user = getattr(self.context_value, "user", None)
-        signature = subscription_signature(self.operation, self.fragments, self.variable_values, user)
+        signature = subscription_signature(self.schema, self.operation, self.fragments, self.variable_values, user)
         if signature is None:
             return None
         return share_key(type(event).__name__, room, seq, event.revision, cursor, signature)

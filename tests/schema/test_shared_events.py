@@ -3,11 +3,13 @@ same thing; viewer-dependent selections stay per viewer (schema/live/shared_even
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
-from graphql import OperationType
+from graphql import FragmentDefinitionNode, OperationDefinitionNode, OperationType, build_schema, parse
 
 from schema import schema
-from schema.live.shared_events import SharedEventExecutionContext
+from schema.live.shared_events import VIEWER_INDEPENDENT, SharedEventExecutionContext, subscription_signature
 from schema.live.strawberry_adapter import StrawberryGraphQLCoreExecutionContext
 from tests.schema.test_subscriptions import SEND_MESSAGE, connect, events_of, rid, until_listening
 
@@ -75,3 +77,51 @@ async def test_viewer_dependent_fields_are_executed_per_viewer(room, alice, bob,
     assert executions.count("PerViewer") == 2
     for client in clients:
         await client.close()
+
+
+# A schema where a viewer-dependent field shares its name with a shared one:
+# `User.name` (what the viewer calls that user) beside `Room.name`.
+NAMESAKES = build_schema(
+    """
+    type Query { ok: Boolean }
+    type Subscription { roomEvents(roomId: ID): RoomEvent }
+    interface RoomEvent { cursor: String seq: Int room: Room }
+    type MemberJoined implements RoomEvent { cursor: String seq: Int room: Room user: User }
+    type Room { id: ID name: String }
+    type User { id: ID username: String name: String }
+    """
+)
+
+
+def signature_for(document: str, user_pk: int) -> tuple:
+    parsed = parse(document)
+    [operation] = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    fragments = {d.name.value: d for d in parsed.definitions if isinstance(d, FragmentDefinitionNode)}
+    return subscription_signature(NAMESAKES, operation, fragments, {}, SimpleNamespace(pk=user_pk))
+
+
+@pytest.mark.parametrize(
+    ("selection", "shared"),
+    [
+        ("cursor seq room { id name }", True),
+        ("... on MemberJoined { user { id username } }", True),
+        ("... on MemberJoined { user { name } }", False),
+        ("...Joined", False),
+        ("room { ... on Room { name } } ... on MemberJoined { user { username name } }", False),
+    ],
+)
+def test_viewer_independence_is_decided_per_type_not_per_field_name(selection, shared):
+    document = f"subscription {{ roomEvents {{ {selection} }} }} fragment Joined on MemberJoined {{ user {{ name }} }}"
+    alice, bob = signature_for(document, 1), signature_for(document, 2)
+    if shared:
+        assert alice == bob and alice[-1] is None
+    else:
+        # Each viewer has a key of their own: nobody is served another's rendering.
+        assert alice != bob and (alice[-1], bob[-1]) == (1, 2)
+
+
+def test_every_listed_field_exists_on_its_type():
+    for qualified in VIEWER_INDEPENDENT:
+        type_name, field_name = qualified.split(".")
+        graphql_type = schema._schema.get_type(type_name)
+        assert graphql_type is not None and field_name in graphql_type.fields, qualified
