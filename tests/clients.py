@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chat import realtime, tokens
 
@@ -154,8 +155,11 @@ def listening(group: str) -> int:
 
 
 async def group_size(group: str) -> int:
-    """How many channels are in a channel-layer group, in-memory or Redis."""
+    """How many channels are in a channel-layer group: in-memory, pub/sub (this
+    process's subscription) or Redis sorted-set layer."""
     layer = get_channel_layer()
+    if isinstance(layer, RedisPubSubChannelLayer):
+        return len(layer.groups.get(f"{layer.prefix}__group__{group}", ()))
     if hasattr(layer, "groups"):  # in-memory layer
         return len(layer.groups.get(group, {}))
     async with layer.connection(layer.consistent_hash(group)) as connection:
