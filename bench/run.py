@@ -985,9 +985,9 @@ def scenario_layers(ctx: Context) -> list[dict]:
     n, burst = 200, 150  # 150 messages queue up per channel: above the default capacity of 100
     rows = []
     for name, extra in (
-        ("RedisChannelLayer capacity 100", {"CHANNEL_LAYER_CAPACITY": "100"}),
-        ("RedisChannelLayer capacity 5000", {"CHANNEL_LAYER_CAPACITY": "5000"}),
-        ("RedisPubSubChannelLayer", {"BENCH_CHANNEL_LAYER": "pubsub"}),
+        ("RedisChannelLayer capacity 100", {"CHANNEL_LAYER": "redis", "CHANNEL_LAYER_CAPACITY": "100"}),
+        ("RedisChannelLayer capacity 5000", {"CHANNEL_LAYER": "redis", "CHANNEL_LAYER_CAPACITY": "5000"}),
+        ("RedisPubSubChannelLayer", {"CHANNEL_LAYER": "pubsub"}),
     ):
         row = {"layer": name}
         for kind in ["baseline"]:  # the layer's behaviour, without the subscription's cost on top
@@ -1263,7 +1263,7 @@ def mode_env(mode: str, tmp: Path) -> dict:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER_CAPACITY", "BENCH_CHANNEL_LAYER")
+        if k not in ("DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER", "CHANNEL_LAYER_CAPACITY", "BENCH_CHANNEL_LAYER")
     }
     env.update(
         DJANGO_SETTINGS_MODULE="bench.settings",
