@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
 from django.test import AsyncClient
 
+from chat.events import room_group
 from chat.models import Attachment, Event
 from chat.realtime import encode_cursor
 from tests.clients import token_for
@@ -22,6 +23,7 @@ from tests.schema.test_subscriptions import (
     connect,
     events_of,
     rid,
+    until_listening,
 )
 from tests.upload_samples import image_bytes, upload
 
@@ -65,6 +67,7 @@ class TestReplayAfterDeletion:
     async def test_earlier_events_of_a_deleted_message_replay_as_tombstones(self, protocol, room, alice, bob, api):
         live = await connect(bob, protocol)
         op = await live.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(room_group(room.pk))  # live from here: nothing is sent before it starts
         uploaded = await upload_file(alice, SECRET_FILE)
         sent = (
             await api(

@@ -15,7 +15,7 @@ from django.test import AsyncClient, Client
 from chat.models import Attachment, Message, Room
 from chat.services import rooms
 from schema.global_ids import encode_id
-from tests.clients import WSClient, token_for
+from tests.clients import WSClient, group_size, token_for
 from tests.upload_samples import ELF_HEADER, bomb_png, corrupt_png, image_bytes, upload
 
 PNG = image_bytes(800, 600, "PNG")
@@ -230,19 +230,9 @@ class TestSubscribersGetTheFiles:
         return client
 
     async def wait_for_group(self, group: str) -> None:
-        """Until a socket listens on ``group`` (in-memory layer or channels-redis)."""
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-
-        async def size() -> int:
-            if hasattr(layer, "groups"):
-                return len(layer.groups.get(group, {}))
-            async with layer.connection(layer.consistent_hash(group)) as connection:
-                return await connection.zcard(layer._group_key(group))
-
+        """Until a socket listens on ``group`` (whichever channel layer runs)."""
         for _ in range(200):
-            if await size():
+            if await group_size(group):
                 await asyncio.sleep(0.15)
                 return
             await asyncio.sleep(0.02)
