@@ -25,6 +25,14 @@ def _refetch_user(info: Info, pk: int) -> User:
     return user
 
 
+def _moderate_member(action, info: Info, room_id: strawberry.ID, user_id: strawberry.ID, *args) -> RoomType:
+    """Run a moderation ``action(actor, room, user, *args)`` on a member and answer the room."""
+    room = action(
+        signed_in_user(info), decode_id(room_id, "Room", "roomId"), decode_id(user_id, "User", "userId"), *args
+    )
+    return refetch_room(info, room.pk)
+
+
 @strawberry.type
 class ModerationMutations:
     @strawberry_django.mutation(
@@ -38,19 +46,13 @@ class ModerationMutations:
     def ban_member(
         self, info: Info, room_id: strawberry.ID, user_id: strawberry.ID, reason: str | None = None
     ) -> RoomType:
-        room = moderation.ban_member(
-            signed_in_user(info), decode_id(room_id, "Room", "roomId"), decode_id(user_id, "User", "userId"), reason
-        )
-        return refetch_room(info, room.pk)
+        return _moderate_member(moderation.ban_member, info, room_id, user_id, reason)
 
     @strawberry_django.mutation(
         description="Lift a ban (same rights as `banMember`). The user may join again; they are not added back."
     )
     def unban_member(self, info: Info, room_id: strawberry.ID, user_id: strawberry.ID) -> RoomType:
-        room = moderation.unban_member(
-            signed_in_user(info), decode_id(room_id, "Room", "roomId"), decode_id(user_id, "User", "userId")
-        )
-        return refetch_room(info, room.pk)
+        return _moderate_member(moderation.unban_member, info, room_id, user_id)
 
     @strawberry_django.mutation(
         description=(
@@ -63,19 +65,13 @@ class ModerationMutations:
     def mute_member(
         self, info: Info, room_id: strawberry.ID, user_id: strawberry.ID, until: datetime | None = None
     ) -> RoomType:
-        room = moderation.mute_member(
-            signed_in_user(info), decode_id(room_id, "Room", "roomId"), decode_id(user_id, "User", "userId"), until
-        )
-        return refetch_room(info, room.pk)
+        return _moderate_member(moderation.mute_member, info, room_id, user_id, until)
 
     @strawberry_django.mutation(
         description="End a mute (`MemberUnmuted`). Unmuting a member who is not muted changes nothing."
     )
     def unmute_member(self, info: Info, room_id: strawberry.ID, user_id: strawberry.ID) -> RoomType:
-        room = moderation.unmute_member(
-            signed_in_user(info), decode_id(room_id, "Room", "roomId"), decode_id(user_id, "User", "userId")
-        )
-        return refetch_room(info, room.pk)
+        return _moderate_member(moderation.unmute_member, info, room_id, user_id)
 
     @strawberry_django.mutation(
         description=(
