@@ -85,6 +85,48 @@ class Sink(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+class DrivingSink(Sink, Protocol):
+    """A sink that can own its subscription once the start (and any replay) is
+    delivered: the engine then runs the subscription itself, with no task, queue
+    or generator of the transport's pipeline left waiting per subscription (the
+    transport's operation ends; see ``Idle``).
+
+    ``send`` writes any delivery (rendering it for this subscriber when ``deliver``
+    would decline it); ``complete`` ends the operation normally (a one-room
+    subscription after its last event); ``fail`` ends it with an error. The
+    transport calls ``Idle.stop`` when the client ends the operation or goes away."""
+
+    drives: bool
+
+    async def send(self, delivery: Delivery) -> None: ...
+
+    async def complete(self) -> None: ...
+
+    async def fail(self, error: Exception) -> None: ...
+
+
+class Idle:
+    """Yielded by a subscription whose sink drives (``DrivingSink.drives``) once it
+    has nothing to deliver and would wait: whoever iterates may hand the
+    generator over with ``hand_over`` (the engine then resumes it only when a
+    message arrives, in a short-lived task) or, if it cannot, ``decline`` and go on
+    iterating as before."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: RoomStream):
+        self.stream = stream
+
+    def hand_over(self, generator: AsyncIterator[Delivery]) -> None:
+        self.stream._hand_over(generator)
+
+    def decline(self) -> None:
+        self.stream._driving = False
+
+    async def stop(self) -> None:
+        await self.stream._stop_driving()
+
+
 # --- What a subscriber receives ----------------------------------------------------------
 
 
@@ -227,6 +269,7 @@ class _Inbox(LightQueue):
             self._held.append(item)
         elif not self._stream.delivered(item):
             super().put_nowait(item)
+            self._stream._wake()
 
 
 # --- The process's connection to the channel layer -----------------------------------------
@@ -408,9 +451,15 @@ class RoomStream:
     _idle: bool = False  # waiting for the next message, everything before it delivered
     _early: dict[int, dict[int, dict]] | None = None  # {room: {seq: message}} arrived before their turn
     _early_since: float | None = None
+    # Driven by the engine (``Idle``): the generator handed over, and the task
+    # resuming it while there is work (None while it waits).
+    _driving: bool = False
+    _generator: AsyncIterator[Delivery] | None = None
+    _driver: asyncio.Task | None = None
 
     def __post_init__(self):
         self._queue = _Inbox(self)
+        self._driving = bool(getattr(self.sink, "drives", False))
 
     def delivered(self, message: dict) -> bool:
         """Whether this stored event was delivered already (a duplicate by seq)."""
@@ -660,6 +709,13 @@ class RoomStream:
             # database shows it behind or its memberships changed unseen.
             checker.register(self)
             while not self._done:
+                if self._driving and self._queue.empty() and not self._early:
+                    self._idle = True
+                    try:
+                        yield Idle(self)
+                    finally:
+                        self._idle = False
+                    continue
                 self._idle = not self._early
                 try:
                     message = await self._next_message()
@@ -684,6 +740,56 @@ class RoomStream:
         finally:
             checker.unregister(self)
             await self._release()
+
+    # --- driven by the engine ------------------------------------------------------
+
+    def _hand_over(self, generator: AsyncIterator[Delivery]) -> None:
+        self._generator = generator
+        self._wake()
+
+    def _wake(self) -> None:
+        """Resume the handed-over generator when a message is queued for it."""
+        if self._generator is not None and self._driver is None and not self._queue.empty():
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+
+    async def _drive(self) -> None:
+        """Run the generator until it is idle again, writing what it delivers
+        through the sink: the subscription's own path, without a task of its own
+        while it waits."""
+        generator = self._generator
+        try:
+            while True:
+                delivery = await anext(generator)
+                if isinstance(delivery, Idle):
+                    return
+                await self.sink.send(delivery)
+                if self._generator is None:  # stopped while sending: end it here
+                    with contextlib.suppress(Exception):
+                        await generator.aclose()
+                    return
+        except StopAsyncIteration:
+            self._generator = None
+            await self.sink.complete()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - ends this subscription only, as an error result
+            self._generator = None
+            await self.sink.fail(error)
+        finally:
+            self._driver = None
+
+    async def _stop_driving(self) -> None:
+        """End a handed-over subscription (the client stopped it or went away):
+        leave its groups and stop the periodic check for it."""
+        driver, generator = self._driver, self._generator
+        self._generator = None
+        if driver is not None and driver is not asyncio.current_task():
+            driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await driver
+        if generator is not None and driver is not asyncio.current_task():
+            with contextlib.suppress(Exception):
+                await generator.aclose()
 
     def behind(self, last_seqs: Mapping[int, int]) -> bool:
         """Whether this subscription has not delivered up to ``last_seqs``."""

@@ -25,6 +25,20 @@ def stored_notification(info: Info, user, pk) -> Notification | None:
     return optimize(access.notifications_visible_to(user).filter(pk=pk), info).first()
 
 
+async def _events(stream, sink: FastPath | None) -> AsyncGenerator[RoomEvent, None]:
+    """The events of ``stream`` through Strawberry's pipeline until the subscription
+    is live and idle; then the engine takes it over (the sink delivers what comes
+    next) and this generator, and with it Strawberry's operation, ends quietly."""
+    async for delivery in stream:
+        if isinstance(delivery, realtime.Idle):
+            if sink is not None and sink.take_over(delivery):
+                delivery.hand_over(stream)
+                return
+            delivery.decline()
+            continue
+        yield await build_event(delivery)
+
+
 @strawberry.type
 class EventSubscriptions:
     @strawberry.subscription(
@@ -44,9 +58,9 @@ class EventSubscriptions:
     ) -> AsyncGenerator[RoomEvent, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        stream = realtime.room_events(user, room_id=room_pk, after=after, sink=FastPath.for_operation(info))
-        async for delivery in stream:
-            yield await build_event(delivery)
+        sink = FastPath.for_operation(info)
+        async for event in _events(realtime.room_events(user, room_id=room_pk, after=after, sink=sink), sink):
+            yield event
 
     @strawberry.subscription(
         description=(
@@ -59,11 +73,10 @@ class EventSubscriptions:
     ) -> AsyncGenerator[MessageAdded, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        stream = realtime.room_events(
-            user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=FastPath.for_operation(info)
-        )
-        async for delivery in stream:
-            yield await build_event(delivery)
+        sink = FastPath.for_operation(info)
+        stream = realtime.room_events(user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=sink)
+        async for event in _events(stream, sink):
+            yield event
 
     @strawberry.subscription(
         description=(

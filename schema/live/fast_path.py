@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-from graphql import ExecutionResult, execute_subscription_event
+from graphql import ExecutionResult, GraphQLError, execute_subscription_event
 from strawberry.types import Info
 
 from chat import redaction
-from chat.realtime import Delivery
+from chat.realtime import Delivery, Idle
+from schema.errors import TypedErrors
 from schema.events.types import build_event
 from schema.live import strawberry_adapter
 from schema.live.shared_events import (
@@ -47,6 +48,9 @@ class FastPath:
     shared frames."""
 
     __slots__ = ("consumer", "context", "executor", "handler", "operation_id", "prefix", "signature")
+
+    # Takes over its subscription once it is live (chat.realtime.DrivingSink).
+    drives = True
 
     def __init__(self, consumer, handler, operation_id: str, prefix: str, signature: tuple, executor):
         self.consumer = consumer
@@ -128,3 +132,52 @@ class FastPath:
 
     async def close(self, code: int, reason: str) -> None:
         await self.consumer.close(code=code, reason=reason)
+
+    # --- the subscription taken over (chat.realtime.DrivingSink) ----------------------
+
+    def take_over(self, idle: Idle) -> bool:
+        """Own the subscription from now on (its resolver returns): Strawberry's
+        operation task, generators and extension state go; the engine resumes the
+        subscription only when something arrives for it."""
+        return strawberry_adapter.take_over(self.handler, self.operation_id, idle.stop)
+
+    async def send(self, delivery: Delivery) -> None:
+        """Write any delivery: shared when it can be, else executed for this subscriber
+        (ephemeral events, results with errors), as Strawberry would send it."""
+        if await self.deliver(delivery) or not self._open():
+            return
+        result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
+        payload = {"data": result.data}
+        if result.errors:
+            payload["errors"] = typed_errors(result.errors)
+        await self._send_payload(payload)
+
+    async def complete(self) -> None:
+        await strawberry_adapter.complete_taken_over(self.handler, self.operation_id)
+
+    async def fail(self, error: Exception) -> None:
+        """The subscription's source failed (e.g. the database went away during a
+        gap fill): an error result, then the end, as Strawberry ends a subscription
+        whose source raised."""
+        if self._open():
+            await self._send_payload(
+                {"data": None, "errors": typed_errors([GraphQLError(str(error), original_error=error)])}
+            )
+            await self.complete()
+
+    async def _send_payload(self, payload: dict) -> None:
+        await self.consumer.send(text_data=f'{self.prefix},"payload":{self.consumer.encode_json(payload)}}}')
+
+
+def typed_errors(errors: list[GraphQLError]) -> list[dict]:
+    """Errors as the schema's error extension gives them to clients (codes, masking)."""
+    masking = TypedErrors()
+    masking.execution_context = _NO_PRE_EXECUTION_ERRORS
+    return [masking.anonymise_error(error).formatted for error in errors]
+
+
+class _NoPreExecutionErrors:
+    pre_execution_errors = None
+
+
+_NO_PRE_EXECUTION_ERRORS = _NoPreExecutionErrors()

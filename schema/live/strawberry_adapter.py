@@ -10,6 +10,11 @@ there, loudly.
   graphql-ws, each operation's ``task`` and ``completed``) tell which operation
   a resolver runs for and whether it is still open; the handlers register
   themselves on their consumer (``view``) so that the fast path finds them.
+- A subscription the live engine takes over outlives its task: the handlers keep
+  it registered (``operations``/``tasks``), stop it on the client's
+  ``complete``/``stop`` and on disconnect (``cleanup_operation``), and do not send
+  the ``complete`` its ending task would (``Operation.completed``, and for
+  graphql-ws its ``send_message``).
 - ``Info._raw_info`` holds graphql-core's resolve info (the fragments and the
   coerced variables of the operation).
 - Strawberry's ``ChannelsConsumer`` counts group references per socket in
@@ -27,10 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import Info
 
@@ -38,6 +43,7 @@ __all__ = [
     "LegacyWSHandler",
     "StrawberryGraphQLCoreExecutionContext",
     "TransportWSHandler",
+    "complete_taken_over",
     "join_group",
     "leave_all_groups",
     "leave_group",
@@ -47,6 +53,7 @@ __all__ = [
     "queued_messages",
     "resolve_info",
     "set_message_queue",
+    "take_over",
     "unlisten",
     "ws_handler",
 ]
@@ -57,30 +64,111 @@ __all__ = [
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     """Strawberry's graphql-transport-ws handler, known to its consumer; each new
-    operation first asks the consumer whether its user is still signed in."""
+    operation first asks the consumer whether its user is still signed in.
+
+    A subscription the live engine took over (``take_over``) stays registered
+    under its id (it counts towards the limit, its id stays taken) with no task
+    of its own; the client's ``complete`` or the socket's end stops it here."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.view._ws_handler = self
+        self.taken_over: dict[str, Callable[[], Awaitable[None]]] = {}
 
     async def handle_subscribe(self, message) -> None:
         if await self.view.refuse_if_signed_out():
             return
         await super().handle_subscribe(message)
 
+    def forget_id(self, id: str) -> None:
+        self.taken_over.pop(id, None)
+        super().forget_id(id)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        stop = self.taken_over.pop(operation_id, None)
+        await super().cleanup_operation(operation_id)
+        if stop is not None:
+            await stop()
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler):
     """Strawberry's legacy graphql-ws handler, known to its consumer; each new
-    operation first asks the consumer whether its user is still signed in."""
+    operation first asks the consumer whether its user is still signed in.
+
+    A subscription taken over by the live engine keeps its (finished) task under
+    its id, so that it counts towards the limit and ``stop`` reaches it; the
+    ``complete`` Strawberry sends when that task ends is not sent."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.view._ws_handler = self
+        self.taken_over: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._quiet_completion: set[str] = set()
 
     async def handle_start(self, message) -> None:
         if await self.view.refuse_if_signed_out():
             return
         await super().handle_start(message)
+
+    async def handle_async_results(self, operation_id, *args, **kwargs) -> None:
+        task = asyncio.current_task()
+        try:
+            await super().handle_async_results(operation_id, *args, **kwargs)
+        finally:
+            # Strawberry forgets the operation when its task ends; a taken-over one lives on.
+            if operation_id in self.taken_over:
+                self.tasks.setdefault(operation_id, task)
+
+    async def send_message(self, message) -> None:
+        if message.get("type") == "complete" and message.get("id") in self._quiet_completion:
+            self._quiet_completion.discard(message["id"])
+            return
+        await super().send_message(message)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        stop = self.taken_over.pop(operation_id, None)
+        if stop is None:
+            await super().cleanup_operation(operation_id)
+            return
+        self.tasks.pop(operation_id, None)
+        await stop()
+        # What Strawberry answers a stopped subscription.
+        await super().send_message({"type": "complete", "id": operation_id})
+
+
+def take_over(handler, operation_id: str, stop: Callable[[], Awaitable[None]]) -> bool:
+    """Keep the subscription ``operation_id`` open once its task ends (its resolver
+    returns): the live engine delivers its events from now on; ``stop`` is called
+    when the client stops it or the socket closes. False if it is no longer open."""
+    if isinstance(handler, TransportWSHandler):
+        operation = handler.operations.get(operation_id)
+        if operation is None or operation.completed:
+            return False
+        # The ending task completes the old object, silently; the new one (with
+        # no query text kept) is the live operation.
+        live = Operation(handler, operation_id, "", None, None)
+        live.task = operation.task
+        operation.completed = True
+        handler.operations[operation_id] = live
+    elif isinstance(handler, LegacyWSHandler):
+        if operation_id not in handler.tasks:
+            return False
+        handler._quiet_completion.add(operation_id)
+    else:
+        return False
+    handler.taken_over[operation_id] = stop
+    return True
+
+
+async def complete_taken_over(handler, operation_id: str) -> None:
+    """End a taken-over subscription normally: the protocol's ``complete``."""
+    if isinstance(handler, TransportWSHandler):
+        operation = handler.operations.get(operation_id)
+        if operation is not None:
+            await operation.send_operation_message({"id": operation_id, "type": "complete"})
+    elif handler.taken_over.pop(operation_id, None) is not None:
+        handler.tasks.pop(operation_id, None)
+        await handler.send_message({"type": "complete", "id": operation_id})
 
 
 def ws_handler(consumer):

@@ -50,7 +50,8 @@ def room(make_user):
 
 @pytest.fixture
 def fast_calls(monkeypatch):
-    """What the fast path sent (True) or declined (False); the user ``slow`` never gets one."""
+    """Stored events the fast path sent shared (True) or declined (False); the user
+    ``slow`` never gets one. (Ephemeral events are rendered per subscriber.)"""
     calls: list[bool] = []
     original_for_operation = fast_path.FastPath.for_operation.__func__
     original_call = fast_path.FastPath.deliver
@@ -60,7 +61,8 @@ def fast_calls(monkeypatch):
 
     async def call(self, delivery):
         sent = await original_call(self, delivery)
-        calls.append(sent)
+        if delivery.seq is not None:
+            calls.append(sent)
         return sent
 
     monkeypatch.setattr(fast_path.FastPath, "for_operation", classmethod(for_operation))
