@@ -1,0 +1,126 @@
+"""Live subscriptions owned by the engine (chat.realtime ``Idle``/``DrivingSink``,
+schema/live/fast_path.py): once a subscription is live and idle, Strawberry's
+operation task ends and no task waits for it; the operation still counts, keeps
+its id, stops on the client's word or the socket's end, and ends properly on
+its own (a one-room subscription after the user left) or on a failing source."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import OperationalError
+
+from chat import realtime
+from chat.services import messages as message_services
+from chat.services import rooms as room_services
+from tests.clients import group_size
+from tests.schema.test_subscriptions import (
+    MESSAGE_ADDED,
+    PROTOCOLS,
+    ROOM_EVENTS,
+    DroppingLayer,
+    connect,
+    events_of,
+    rid,
+    silent,
+    texts,
+    until_listening,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def settled(seconds: float = 0.3) -> int:
+    """The number of tasks of the event loop once it has been quiet a moment."""
+    await asyncio.sleep(seconds)
+    return len(asyncio.all_tasks())
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+class TestTakenOver:
+    async def test_a_live_subscription_keeps_no_task(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        first = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        before = await settled()
+        ops = [await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)}) for _ in range(3)]
+        await until_listening(f"room.{room.pk}", 4)
+        assert await settled() == before  # three more live subscriptions, not one task more
+        await sync_to_async(message_services.send_message)(alice, room.pk, "to all four")
+        got = {}
+        for _ in range(4):
+            message = await client.receive()
+            got[message["id"]] = message["payload"]["data"]["messageAdded"]["message"]["text"]
+        assert got == dict.fromkeys([first, *ops], "to all four")
+        await client.close()
+
+    async def test_stopping_leaves_the_group_and_frees_the_id(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)}, op_id="live")
+        await until_listening(f"room.{room.pk}")
+        await client.stop(op)
+        if protocol == "graphql-ws":
+            assert await client.receive() == {"type": "complete", "id": op}
+        for _ in range(50):
+            if await group_size(f"room.{room.pk}") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert await group_size(f"room.{room.pk}") == 0
+        await sync_to_async(message_services.send_message)(alice, room.pk, "nobody listens")
+        await silent(client)
+        again = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)}, op_id="live")  # the id is free
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "heard")
+        payload = await client.next(again)
+        assert payload["data"]["messageAdded"]["message"]["text"] == "heard"
+        await client.close()
+
+    async def test_live_subscriptions_count_towards_the_limit(self, protocol, settings, room, bob):
+        settings.WS_MAX_SUBSCRIPTIONS = 2
+        client = await connect(bob, protocol)
+        for _ in range(2):
+            await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}", 2)
+        third = await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+        refused = await client.receive()
+        assert refused["type"] == "error" and refused["id"] == third, refused
+        assert "Subscription limit reached" in str(refused["payload"])
+        await client.close()
+
+    async def test_a_one_room_subscription_completes_after_leaving(self, protocol, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        await sync_to_async(message_services.send_message)(alice, room.pk, "before")
+        await sync_to_async(room_services.leave_room)(bob, room.pk)
+        events = await events_of(client, op, 2)
+        assert [e["__typename"] for e in events] == ["MessageAdded", "MemberLeft"]
+        done = await client.receive()
+        assert done == {"type": "complete", "id": op}
+        # The id is free again: the operation is over.
+        await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)}, op_id=op)
+        refused = await client.receive()
+        assert refused["id"] == op and refused["type"] in {"error", "data", "next"}, refused
+        await client.close()
+
+    async def test_a_failing_source_ends_with_a_typed_error(self, protocol, monkeypatch, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+
+        def database_down(*args, **kwargs):
+            raise OperationalError("connection refused")
+
+        DroppingLayer(monkeypatch, lambda m: m["seq"] % 2 == 0)  # a gap, filled from the database...
+        monkeypatch.setattr(realtime, "_events_after", database_down)  # ...which is down
+        for i in range(3):
+            await sync_to_async(message_services.send_message)(alice, room.pk, f"m{i}")
+        first = await events_of(client, op, 1)
+        assert texts(first) == ["m0"]
+        message = await client.receive(timeout=10)
+        assert message["type"] in {"next", "data"} and message["payload"]["data"] is None, message
+        assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["SERVICE_UNAVAILABLE"]
+        assert await client.receive() == {"type": "complete", "id": op}
+        await client.close()
