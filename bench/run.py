@@ -780,6 +780,12 @@ def scenario_rooms(ctx: Context, server: Server) -> dict:
     return row
 
 
+def memory_report_request() -> dict:
+    """What the memory profile reports: allocations grouped by ``filename`` (default)
+    or by ``lineno`` (``BENCH_MEMORY_GROUP``)."""
+    return {"action": "stop", "lines": 200, "group": os.environ.get("BENCH_MEMORY_GROUP", "filename")}
+
+
 def scenario_memory(ctx: Context) -> list[dict]:
     sizes = [50] if ctx.quick else [int(c) for c in os.environ.get("BENCH_MEMORY_C", "1000,2000").split(",")]
     per_room = 500
@@ -813,7 +819,7 @@ def scenario_memory(ctx: Context) -> list[dict]:
                     after = server.rss_kb()
                     if traced:
                         name = f"{ctx.profile}-memory-{c}-{kind}-{ctx.mode}.txt"
-                        (RESULTS / name).write_text(server.post("/bench/memory/", {"action": "stop", "lines": 60}))
+                        (RESULTS / name).write_text(server.post("/bench/memory/", memory_report_request()))
                         log(f"  allocations held by the sockets written to bench/results/{name}")
                     subs.stop()
                 finally:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,6 +45,11 @@ TRY_AGAIN_LATER_CLOSE_CODE = 1013
 
 
 class GraphQLConsumer(GraphQLWSConsumer):
+    # Layer messages reach the process's hub (chat.realtime.Hub), never a socket: an
+    # alias that names no layer stops Channels from giving each socket a channel of
+    # its own, whose queue and reader task would cost memory on every socket.
+    channel_layer_alias = "no channel per socket"
+
     # Strawberry's protocol handlers, registering themselves on the consumer for the
     # subscription fast path (schema/live/fast_path.py).
     graphql_transport_ws_handler_class = strawberry_adapter.TransportWSHandler
@@ -140,22 +146,16 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if not self._socket_closed:
             await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")
 
-    async def dispatch(self, message) -> None:
-        if message.get("type") == tokens.AUTH_REVOKED_TYPE:  # sent to this socket's own channel
-            await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
-            return
-        await super().dispatch(message)
-
     # --- presence and disconnect (realtime) ---------------------------------------
 
     async def _presence_start(self, user) -> None:
         """Count this socket for the user's presence and keep it counted while open
         (the process's heartbeat, chat/services/presence.py)."""
-        if getattr(self, "_presence_user", None) is not None:
+        if self._presence_user is not None:
             return
         self._presence_user = user
-        await database_sync_to_async(presence.connect_socket)(user, self.channel_name)
-        presence.heartbeats.register(self.channel_name, user)
+        await database_sync_to_async(presence.connect_socket)(user, self.socket_id)
+        presence.heartbeats.register(self.socket_id, user)
 
     async def disconnect(self, code) -> None:
         try:
@@ -165,14 +165,13 @@ class GraphQLConsumer(GraphQLWSConsumer):
             await self._realtime_cleanup()
 
     async def _realtime_cleanup(self) -> None:
-        """Leave every group still joined and end this socket's presence."""
-        await strawberry_adapter.leave_all_groups(self)
-        user = getattr(self, "_presence_user", None)
+        """End this socket's presence (its subscriptions left their groups as they stopped)."""
+        user = self._presence_user
         if user is not None:
             self._presence_user = None
-            presence.heartbeats.unregister(self.channel_name)
+            presence.heartbeats.unregister(self.socket_id)
             try:
-                await database_sync_to_async(presence.disconnect_socket)(user, self.channel_name)
+                await database_sync_to_async(presence.disconnect_socket)(user, self.socket_id)
             except Exception:
                 logger.warning("presence disconnect failed", exc_info=True)
 
@@ -200,30 +199,6 @@ class GraphQLConsumer(GraphQLWSConsumer):
     # --- faults: a channel layer (Redis) or database that fails ends the socket with
     # 1013 "try again later" instead of leaving it open and deaf; the client reconnects
     # and resumes from its cursor (the event log has everything it missed).
-
-    @property
-    def channel_receive(self):
-        return self._guarded_channel_receive
-
-    @channel_receive.setter
-    def channel_receive(self, receive) -> None:
-        # Channels assigns the layer's receive in __call__ (schema/live/channels_adapter.py);
-        # every message of the subscriptions' groups arrives through it.
-        async def guarded():
-            try:
-                return await receive()
-            except Exception:
-                # redis-py turns a cancelled read into TimeoutError/ConnectionError: when the
-                # consumer itself is being cancelled (disconnect, shutdown) that is no layer
-                # failure, and swallowing it would keep the task alive forever.
-                task = asyncio.current_task()
-                if self._socket_closed or (task is not None and task.cancelling()):
-                    raise
-                logger.warning("channel layer failed; closing the socket with 1013", exc_info=True)
-                await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")
-                await asyncio.Event().wait()  # until the disconnect stops the consumer
-
-        self._guarded_channel_receive = guarded
 
     # --- malformed frames: Strawberry's protocol handler task reads the inbound queue
     # and dies on what it cannot handle (JSON nested past the recursion limit, an
@@ -265,6 +240,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
         self._revocation = None
+        self._presence_user = None
+        # This socket in the presence counts (chat/services/presence.py), unique across processes.
+        self.socket_id = uuid.uuid4().hex
         # Strawberry's asyncio.Queue, lighter (idle memory)
         strawberry_adapter.set_message_queue(self, LightQueue())
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 
 from graphql import ExecutionResult, GraphQLError, execute_subscription_event
 from strawberry.types import Info
@@ -43,11 +44,28 @@ from schema.live.shared_events import (
 _rendering: dict[tuple, asyncio.Future] = {}
 
 
+class _Renderer:
+    """What executes a subscription's selection on an event: graphql-core's executor
+    of the operation and the operation's context (Strawberry's execution hooks, e.g.
+    the optimizer's), for executions made outside the operation's own task."""
+
+    __slots__ = ("__weakref__", "context", "executor")
+
+    def __init__(self, executor):
+        self.executor = executor
+        self.context = contextvars.copy_context()
+
+
+# Subscriptions whose results do not depend on the viewer render alike: they share
+# one renderer (and the operation state it keeps alive) per signature, while any is live.
+_renderers: weakref.WeakValueDictionary[tuple, _Renderer] = weakref.WeakValueDictionary()
+
+
 class FastPath:
     """Delivers stored events to one subscription operation of one socket as
     shared frames."""
 
-    __slots__ = ("consumer", "context", "executor", "handler", "operation_id", "prefix", "signature")
+    __slots__ = ("consumer", "handler", "operation_id", "prefix", "renderer", "signature")
 
     # Takes over its subscription once it is live (chat.realtime.DrivingSink).
     drives = True
@@ -58,10 +76,13 @@ class FastPath:
         self.operation_id = operation_id
         self.prefix = prefix
         self.signature = signature
-        self.executor = executor
-        # The operation's context (Strawberry's execution hooks, e.g. the optimizer's),
-        # for the executions this path makes from the consumer's task.
-        self.context = contextvars.copy_context()
+        viewer_independent = signature[-1] is None
+        renderer = _renderers.get(signature) if viewer_independent else None
+        if renderer is None:
+            renderer = _Renderer(executor)
+            if viewer_independent:
+                _renderers[signature] = renderer
+        self.renderer = renderer
 
     @classmethod
     def for_operation(cls, info: Info) -> FastPath | None:
@@ -115,7 +136,7 @@ class FastPath:
         _rendering[key] = done
         payload = None
         try:
-            result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
+            result = await asyncio.create_task(self._execute(delivery), context=self.renderer.context.copy())
             if not result.errors:
                 payload = store_payload(key, self.consumer.encode_json({"data": result.data}))
             return payload
@@ -126,7 +147,7 @@ class FastPath:
     async def _execute(self, delivery: Delivery) -> ExecutionResult:
         """What graphql-core does for each event of a subscription (the result is
         shared by SharedEventExecutionContext)."""
-        executor = self.executor.build_per_event_executor(await build_event(delivery))
+        executor = self.renderer.executor.build_per_event_executor(await build_event(delivery))
         result = execute_subscription_event(executor)
         return await result if executor.is_awaitable(result) else result
 
@@ -146,7 +167,7 @@ class FastPath:
         (ephemeral events, results with errors), as Strawberry would send it."""
         if await self.deliver(delivery) or not self._open():
             return
-        result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
+        result = await asyncio.create_task(self._execute(delivery), context=self.renderer.context.copy())
         payload = {"data": result.data}
         if result.errors:
             payload["errors"] = typed_errors(result.errors)

@@ -1,8 +1,8 @@
 """Strawberry's private parts that the live path uses, in one place.
 
 Strawberry offers no hook to run a subscription's later events outside its
-per-operation task, nor to share a socket's group bookkeeping: what the fast
-path and the engine's groups need is reached here, and only here. Guarded by
+per-operation task: what the fast path and the engine's take-over need is
+reached here, and only here. Guarded by
 tests/schema/test_live_adapters.py: an upgrade that moves one of these fails
 there, loudly.
 
@@ -17,11 +17,6 @@ there, loudly.
   graphql-ws its ``send_message``).
 - ``Info._raw_info`` holds graphql-core's resolve info (the fragments and the
   coerced variables of the operation).
-- Strawberry's ``ChannelsConsumer`` counts group references per socket in
-  ``_group_refs`` under ``_group_lock`` and fans layer messages out to
-  ``listen_queues``; the engine's groups share that count with
-  ``listen_to_channel``, so that no subscription removes a group another one of
-  the socket still needs.
 - ``GraphQLWSConsumer.message_queue`` is the socket's inbound queue (replaced by
   a lighter one: idle memory per socket).
 - ``StrawberryGraphQLCoreExecutionContext`` is the execution context Strawberry
@@ -31,8 +26,7 @@ there, loudly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
@@ -44,17 +38,12 @@ __all__ = [
     "StrawberryGraphQLCoreExecutionContext",
     "TransportWSHandler",
     "complete_taken_over",
-    "join_group",
-    "leave_all_groups",
-    "leave_group",
-    "listen",
     "operation_of_task",
     "operation_open",
     "queued_messages",
     "resolve_info",
     "set_message_queue",
     "take_over",
-    "unlisten",
     "ws_handler",
 ]
 
@@ -86,17 +75,20 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
 
     async def cleanup_operation(self, operation_id: str) -> None:
         stop = self.taken_over.pop(operation_id, None)
-        await super().cleanup_operation(operation_id)
-        if stop is not None:
-            await stop()
+        if stop is None:
+            await super().cleanup_operation(operation_id)
+            return
+        self.operations.pop(operation_id, None)
+        await stop()
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler):
     """Strawberry's legacy graphql-ws handler, known to its consumer; each new
     operation first asks the consumer whether its user is still signed in.
 
-    A subscription taken over by the live engine keeps its (finished) task under
-    its id, so that it counts towards the limit and ``stop`` reaches it; the
+    A subscription taken over by the live engine stays under its id in ``tasks``
+    (with no task: the finished one would keep the operation's whole context
+    alive), so that it counts towards the limit and ``stop`` reaches it; the
     ``complete`` Strawberry sends when that task ends is not sent."""
 
     def __init__(self, *args, **kwargs):
@@ -111,13 +103,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         await super().handle_start(message)
 
     async def handle_async_results(self, operation_id, *args, **kwargs) -> None:
-        task = asyncio.current_task()
         try:
             await super().handle_async_results(operation_id, *args, **kwargs)
         finally:
             # Strawberry forgets the operation when its task ends; a taken-over one lives on.
             if operation_id in self.taken_over:
-                self.tasks.setdefault(operation_id, task)
+                self.tasks.setdefault(operation_id, None)
 
     async def send_message(self, message) -> None:
         if message.get("type") == "complete" and message.get("id") in self._quiet_completion:
@@ -145,9 +136,9 @@ def take_over(handler, operation_id: str, stop: Callable[[], Awaitable[None]]) -
         if operation is None or operation.completed:
             return False
         # The ending task completes the old object, silently; the new one (with
-        # no query text kept) is the live operation.
+        # no query text and no task kept: a finished task holds on to the
+        # operation's whole context) is the live operation.
         live = Operation(handler, operation_id, "", None, None)
-        live.task = operation.task
         operation.completed = True
         handler.operations[operation_id] = live
     elif isinstance(handler, LegacyWSHandler):
@@ -207,45 +198,7 @@ def resolve_info(info: Info):
     return info._raw_info
 
 
-# --- the consumer's groups and queues ---------------------------------------------------------
-
-
-async def join_group(consumer, group: str) -> None:
-    """Add the consumer's channel to ``group``, counted with Strawberry's own references."""
-    async with consumer._group_lock:
-        await consumer.channel_layer.group_add(group, consumer.channel_name)
-        consumer._group_refs[group] += 1
-
-
-async def leave_group(consumer, group: str) -> None:
-    """Drop one reference to ``group``; the channel leaves it with the last one."""
-    async with consumer._group_lock:
-        consumer._group_refs[group] -= 1
-        if consumer._group_refs[group] <= 0:
-            del consumer._group_refs[group]
-            with contextlib.suppress(Exception):  # a failing layer: its group expiry removes the channel
-                await consumer.channel_layer.group_discard(group, consumer.channel_name)
-
-
-async def leave_all_groups(consumer) -> None:
-    """Leave every group still joined (a subscription cancelled mid-cleanup must not
-    leave the socket's channel behind)."""
-    async with consumer._group_lock:
-        for group in list(consumer._group_refs):
-            with contextlib.suppress(Exception):  # a failing layer: its group expiry removes the channel
-                await consumer.channel_layer.group_discard(group, consumer.channel_name)
-        consumer._group_refs.clear()
-
-
-def listen(consumer, types: Iterable[str], queue) -> None:
-    """Have the consumer's dispatch put every layer message of ``types`` in ``queue``."""
-    for type_ in types:
-        consumer.listen_queues[type_].add(queue)
-
-
-def unlisten(consumer, types: Iterable[str], queue) -> None:
-    for type_ in types:
-        consumer.listen_queues[type_].discard(queue)
+# --- the consumer's inbound queue --------------------------------------------------------------
 
 
 def set_message_queue(consumer, queue) -> None:

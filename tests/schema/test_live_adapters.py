@@ -7,7 +7,6 @@ that never engages, a slow client never cut off, a group left behind)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import inspect
@@ -16,13 +15,12 @@ import pytest
 import strawberry
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from channels.consumer import AsyncConsumer
-from channels.layers import InMemoryChannelLayer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from graphql import Executor
 from strawberry.channels import GraphQLWSConsumer
-from strawberry.channels.handlers.base import ChannelsConsumer
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -36,6 +34,7 @@ from schema import schema
 from schema.live import channels_adapter, daphne_adapter, strawberry_adapter, twisted_adapter
 from schema.live.channels_adapter import LinearInMemoryChannelLayer
 from schema.live.channels_redis_adapter import WaitingRedisChannelLayer
+from schema.live.consumer import GraphQLConsumer
 
 
 def assigns(function, *attributes: str) -> None:
@@ -48,32 +47,36 @@ def assigns(function, *attributes: str) -> None:
 
 
 class TestStrawberry:
-    def test_consumer_keeps_group_references_queues_and_message_queue(self):
+    def test_consumer_keeps_its_message_queue(self):
         consumer = GraphQLWSConsumer(schema=schema)
-        assert isinstance(consumer._group_lock, asyncio.Lock)
-        assert consumer._group_refs == {}
-        assert callable(consumer.listen_queues["any"].add)
         assert hasattr(consumer, "message_queue")
-        assigns(ChannelsConsumer.listen_to_channel, "_group_refs", "_group_lock", "listen_queues")
-        assigns(ChannelsConsumer.dispatch, "listen_queues")
-
-    async def test_engine_groups_share_listen_to_channels_reference_count(self):
-        layer = InMemoryChannelLayer()
-        consumer = GraphQLWSConsumer(schema=schema)
-        consumer.channel_layer = layer
-        consumer.channel_name = await layer.new_channel()
-        await strawberry_adapter.join_group(consumer, "room.1")
-        async with consumer.listen_to_channel("chat.event", groups=["room.1"]):
-            assert consumer._group_refs["room.1"] == 2
-        # Strawberry's exit dropped its reference only: the engine's keeps the channel in.
-        assert consumer.channel_name in layer.groups["room.1"]
-        await strawberry_adapter.leave_group(consumer, "room.1")
-        assert "room.1" not in layer.groups
 
     def test_handlers_keep_their_view_operations_and_tasks(self):
         assigns(BaseGraphQLTransportWSHandler.__init__, "view", "operations")
         assigns(BaseGraphQLWSHandler.__init__, "view", "tasks")
         assert {"id", "task", "completed"} <= set(Operation.__slots__)
+
+    def test_what_a_take_over_relies_on(self):
+        # graphql-transport-ws: a completed Operation sends nothing more; the client's
+        # complete and the socket's end go through cleanup_operation; complete forgets the id.
+        assigns(Operation.send_operation_message, "completed", "handler.forget_id")
+        assigns(BaseGraphQLTransportWSHandler.handle_complete, "cleanup_operation")
+        assigns(BaseGraphQLTransportWSHandler.shutdown, "cleanup_operation")
+        assigns(BaseGraphQLTransportWSHandler.run_operation, "_send_result_stream")
+        assert list(inspect.signature(Operation.__init__).parameters) == [
+            "self",
+            "handler",
+            "id",
+            "query",
+            "variables",
+            "operation_name",
+        ]
+        # graphql-ws: the results task forgets its id when it ends and says complete
+        # through send_message; stop and the socket's end go through cleanup_operation.
+        assigns(BaseGraphQLWSHandler.handle_async_results, "tasks.pop", "send_message")
+        assigns(BaseGraphQLWSHandler.handle_stop, "cleanup_operation")
+        assigns(BaseGraphQLWSHandler.cleanup, "cleanup_operation")
+        assert list(inspect.signature(BaseGraphQLWSHandler.handle_async_results).parameters)[1] == "operation_id"
 
     def test_operation_lookup_by_task(self):
         task = object()
@@ -110,8 +113,10 @@ class TestStrawberry:
 
 
 class TestChannels:
-    def test_call_assigns_channel_receive_and_base_send(self):
-        assigns(AsyncConsumer.__call__, "channel_receive", "base_send")
+    def test_call_assigns_base_send_and_skips_an_unknown_layer(self):
+        assigns(AsyncConsumer.__call__, "base_send")
+        # The consumer names no layer, so that sockets get no channel of their own.
+        assert get_channel_layer(GraphQLConsumer.channel_layer_alias) is None
         consumer = AsyncConsumer()
         consumer.base_send = send = object()
         assert channels_adapter.server_send(consumer) is send
