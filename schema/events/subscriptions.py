@@ -15,6 +15,7 @@ from schema.context import signed_in_user
 from schema.events.types import MessageAdded, RoomEvent, build_event
 from schema.global_ids import decode_id
 from schema.live.fast_path import FastPath
+from schema.live.http_stream import HttpSubscription
 from schema.notifications.types import NotificationType
 
 
@@ -44,9 +45,16 @@ class EventSubscriptions:
     ) -> AsyncGenerator[RoomEvent, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        stream = realtime.room_events(user, room_id=room_pk, after=after, sink=FastPath.for_operation(info))
+        http = HttpSubscription.for_operation(info)
+        if http is not None:
+            after = http.resume_after(after)
+        sink = http or FastPath.for_operation(info)
+        stream = realtime.room_events(user, room_id=room_pk, after=after, sink=sink)
         async for delivery in stream:
-            yield await build_event(delivery)
+            # Over HTTP every stored event goes to the stream's sink (its frame carries the
+            # cursor); what it declines comes out of Strawberry's pipeline as over WebSocket.
+            if http is None or not await http.deliver(delivery):
+                yield await build_event(delivery)
 
     @strawberry.subscription(
         description=(
@@ -59,11 +67,13 @@ class EventSubscriptions:
     ) -> AsyncGenerator[MessageAdded, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
+        http = HttpSubscription.for_operation(info)
         stream = realtime.room_events(
-            user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=FastPath.for_operation(info)
+            user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=http or FastPath.for_operation(info)
         )
         async for delivery in stream:
-            yield await build_event(delivery)
+            if http is None or not await http.deliver(delivery):
+                yield await build_event(delivery)
 
     @strawberry.subscription(
         description=(
@@ -74,6 +84,7 @@ class EventSubscriptions:
     )
     async def notifications(self, info: Info) -> AsyncGenerator[NotificationType, None]:
         user = signed_in_user(info)
+        HttpSubscription.for_operation(info)  # over HTTP: the stream starts (no cursor, no sink)
         async for message in realtime.notifications(user):
             notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
             if notification is not None:  # deleted since (its message was deleted)
