@@ -102,7 +102,9 @@ class SSEFraming:
         return SSE_HEARTBEAT
 
     def start(self) -> str:
-        return ""
+        # A first comment at once: daphne sends the response's head with its first
+        # bytes, and a client waits for the head before anything else.
+        return self.heartbeat()
 
     def next(self, payload: str, cursor: str | None) -> str:
         # JSON from json.dumps has no newline: one data line.
@@ -301,16 +303,24 @@ class HttpSubscription:
             return
         self._frames.append(frame)
         self._wake.set()
+        self._cut_off_if_slow()
+
+    def _cut_off_if_slow(self) -> bool:
+        """End the stream of a client that does not read: more than MAX_QUEUED_FRAMES
+        waiting here, or more than WS_MAX_BUFFERED_BYTES that daphne could not send
+        (its writes never wait for the peer, so nothing else bounds them)."""
         backlog = unsent_bytes(self._daphne) if self._daphne is not None else 0
-        if len(self._frames) > MAX_QUEUED_FRAMES or backlog > settings.WS_MAX_BUFFERED_BYTES:
-            logger.warning(
-                "%s client not reading: %d frames queued, %d bytes unsent; ending the stream",
-                self.framing.protocol,
-                len(self._frames),
-                backlog,
-            )
-            self._frames.clear()
-            self._end()
+        if len(self._frames) <= MAX_QUEUED_FRAMES and backlog <= settings.WS_MAX_BUFFERED_BYTES:
+            return False
+        logger.warning(
+            "%s client not reading: %d frames queued, %d bytes unsent; ending the stream",
+            self.framing.protocol,
+            len(self._frames),
+            backlog,
+        )
+        self._frames.clear()
+        self._end()
+        return True
 
     def _end(self) -> None:
         self._ended = True
@@ -320,18 +330,17 @@ class HttpSubscription:
         """The response body: frames as they come, keep-alives when nothing does.
         Ends with the stream; a client that goes away cancels it here."""
         try:
-            start = self.framing.start()
-            if start:
-                yield start
+            yield self.framing.start()
             while True:
                 if not self._frames and not self._ended:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.framing.heartbeat_interval())
                     except TimeoutError:
-                        yield self.framing.heartbeat()
+                        if not self._cut_off_if_slow():
+                            yield self.framing.heartbeat()
                         continue
-                if self._frames:
+                if self._frames and not self._cut_off_if_slow():
                     chunk = "".join(self._frames)
                     self._frames.clear()
                     yield chunk
