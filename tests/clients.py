@@ -184,13 +184,19 @@ class HttpStreamClient:
         token: str | None = None,
         accept: str = SSE_ACCEPT,
         headers: dict[str, str] | None = None,
+        method: str = "POST",
     ):
+        from urllib.parse import urlencode
+
         from asgiref.testing import ApplicationCommunicator
 
         from backend.asgi import application
 
         self.multipart = accept != SSE_ACCEPT
-        self.request_body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        operation = {"query": query, "variables": json.dumps(variables or {})}
+        # GET: the operation in the query string, as a browser's EventSource sends it.
+        query_string = urlencode(operation).encode() if method == "GET" else b""
+        self.request_body = b"" if method == "GET" else json.dumps({**operation, "variables": variables or {}}).encode()
         hdrs = {"host": "127.0.0.1", "content-type": "application/json", "accept": accept, **(headers or {})}
         if token:
             hdrs["authorization"] = f"JWT {token}"
@@ -198,11 +204,11 @@ class HttpStreamClient:
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": "POST",
+            "method": method,
             "scheme": "http",
             "path": "/graphql/",
             "raw_path": b"/graphql/",
-            "query_string": b"",
+            "query_string": query_string,
             "root_path": "",
             "headers": [(k.encode(), v.encode()) for k, v in hdrs.items()],
             "client": ("127.0.0.1", 50000),

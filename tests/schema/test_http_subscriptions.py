@@ -91,6 +91,15 @@ async def test_an_event_arrives(alice, bob, room, mode):
     await client.disconnect()
 
 
+async def test_sse_over_get_as_eventsource_sends_it(alice, bob, room):
+    client = await subscribe(alice, "sse", MESSAGE_ADDED, {"roomId": rid(room)}, method="GET")
+    await until_listening(f"room.{room.pk}")
+    await send(bob, room, "over GET")
+    message, event = await next_event(client)
+    assert event["message"]["text"] == "over GET" and message["id"]
+    await client.disconnect()
+
+
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_message_added(alice, bob, room, mode):
     client = await subscribe(alice, mode, MESSAGE_ADDED, {"roomId": rid(room)})
