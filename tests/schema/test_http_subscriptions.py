@@ -100,6 +100,19 @@ async def test_sse_over_get_as_eventsource_sends_it(alice, bob, room):
     await client.disconnect()
 
 
+async def test_subscribers_share_one_rendering_per_event(alice, bob, room, monkeypatch):
+    executions = []
+    execute = http_stream.execute_subscription_event
+    monkeypatch.setattr(http_stream, "execute_subscription_event", lambda e: executions.append(1) or execute(e))
+    clients = [await subscribe(alice, mode, variables={"roomId": rid(room)}) for mode in ("sse", "multipart", "sse")]
+    await until_listening(f"room.{room.pk}", 3)
+    await send(bob, room, "once")
+    for client in clients:
+        assert (await next_event(client))[1]["message"]["text"] == "once"
+        await client.disconnect()
+    assert len(executions) == 1
+
+
 @pytest.mark.parametrize("mode", sorted(MODES))
 async def test_message_added(alice, bob, room, mode):
     client = await subscribe(alice, mode, MESSAGE_ADDED, {"roomId": rid(room)})
