@@ -29,6 +29,7 @@ from strawberry.django.views import AsyncGraphQLView
 from strawberry.exceptions import MissingQueryError, StrawberryGraphQLError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET
 
 from chat import tokens
 from chat.errors import ChatError, ServiceUnavailable
@@ -252,18 +253,20 @@ class GraphQLView(AsyncGraphQLView):
                     raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null.")
         return decoded
 
-    async def run(self, request, context=None, root_value=None):
+    async def run(self, request, context=UNSET, root_value=UNSET):
         """Strawberry's request handling, except for a request that asks for a stream
         (``Accept: text/event-stream`` or multipart subscriptions): schema/live/http_stream.py."""
         framing = http_stream.framing_for(request) if isinstance(request, HttpRequest) else None
         if framing is None:
-            return await super().run(request)
+            return await super().run(request, context, root_value)
         request_adapter = self.request_adapter_class(request)
         if not self.is_request_allowed(request_adapter):
             raise HTTPException(405, "GraphQL only supports GET and POST requests.")
         sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, response=sub_response)
-        root_value = await self.get_root_value(request)
+        if context is UNSET:
+            context = await self.get_context(request, response=sub_response)
+        if root_value is UNSET:
+            root_value = await self.get_root_value(request)
         try:
             request_data = await self.parse_http_body(request_adapter)
         except json.JSONDecodeError:

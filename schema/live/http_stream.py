@@ -217,7 +217,6 @@ class HttpSubscription:
         self.executor = None
         self.context = None
         self._daphne = _daphne_request(request)
-        self.user = None
         self._revocation = None
 
     # --- the resolver's side ------------------------------------------------------
@@ -358,7 +357,6 @@ class HttpSubscription:
     async def watch_revocation(self, user) -> bool:
         """Listen to the user's revocation group, then check that the token is still
         good: a revocation committed in between is seen by one or the other."""
-        self.user = user
         process = realtime.hub()
         group = tokens.revocation_group(user.pk)
         process.failure_callbacks[self._layer_failed] = None
