@@ -148,6 +148,22 @@ async def test_last_event_id_resumes_exactly_once_in_order(alice, bob, room):
     await again.disconnect()
 
 
+async def test_multipart_resumes_with_after(alice, bob, room):
+    first = await subscribe(alice, "multipart", variables={"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    await send(bob, room, "m1")
+    _, seen = await next_event(first)
+    await first.disconnect()
+    await send(bob, room, "m2")
+    await send(bob, room, "m3")
+    again = await subscribe(alice, "multipart", variables={"roomId": rid(room), "after": seen["cursor"]})
+    replayed = [(await next_event(again))[1] for _ in range(2)]
+    assert [event["message"]["text"] for event in replayed] == ["m2", "m3"]
+    assert [event["seq"] for event in replayed] == [seen["seq"] + 1, seen["seq"] + 2]
+    assert await again.nothing(0.3)
+    await again.disconnect()
+
+
 async def test_a_bad_last_event_id_is_bad_user_input(alice, room):
     client = await subscribe(alice, "sse", variables={"roomId": rid(room)}, headers={"last-event-id": "garbage"})
     [message, done] = await client.until_end()
