@@ -18,10 +18,11 @@ from django.urls import re_path  # noqa: E402
 
 from schema import schema  # noqa: E402
 from schema.live.consumer import GraphQLConsumer  # noqa: E402
+from schema.live.http_stream import with_send_in_scope  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_send_in_scope(django_asgi_app),
         "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
     }
 )

@@ -17,6 +17,7 @@ class ChatContext:
     request: Any
     response: Any = None
     ws: Any = None  # the WebSocket consumer, for subscriptions
+    http_stream: Any = None  # a subscription streamed over HTTP (schema/live/http_stream.py)
     user: Any = field(default_factory=AnonymousUser)
     # A bad or expired token: raised when a resolver asks for the user, so that
     # `me` with an expired token tells the client to refresh instead of "null".

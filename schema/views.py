@@ -29,11 +29,13 @@ from strawberry.django.views import AsyncGraphQLView
 from strawberry.exceptions import MissingQueryError, StrawberryGraphQLError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET
 
 from chat import tokens
 from chat.errors import ChatError, ServiceUnavailable
 from schema import persisted
 from schema.context import ChatContext
+from schema.live import http_stream
 
 
 async def authenticate(header: str | None):
@@ -55,7 +57,8 @@ HTTP_ERROR_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "U
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 SUBSCRIPTION_OVER_HTTP = (
     "Subscriptions are not served by a plain HTTP request: subscribe over WebSocket at /graphql/ "
-    "(graphql-transport-ws or graphql-ws)."
+    "(graphql-transport-ws or graphql-ws), or over HTTP with `Accept: text/event-stream` (GraphQL over SSE) "
+    "or `Accept: multipart/mixed;subscriptionSpec=1.0` (multipart subscriptions)."
 )
 
 # The GraphiQL page loads everything from this server's static files, so its policy
@@ -249,6 +252,43 @@ class GraphQLView(AsyncGraphQLView):
                 if not isinstance(item.get("operationName"), (str, type(None))):
                     raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null.")
         return decoded
+
+    async def run(self, request, context=UNSET, root_value=UNSET):
+        """Strawberry's request handling, except for a request that asks for a stream
+        (``Accept: text/event-stream`` or multipart subscriptions): schema/live/http_stream.py."""
+        framing = http_stream.framing_for(request) if isinstance(request, HttpRequest) else None
+        if framing is None:
+            return await super().run(request, context, root_value)
+        request_adapter = self.request_adapter_class(request)
+        if not self.is_request_allowed(request_adapter):
+            raise HTTPException(405, "GraphQL only supports GET and POST requests.")
+        sub_response = await self.get_sub_response(request)
+        if context is UNSET:
+            context = await self.get_context(request, response=sub_response)
+        if root_value is UNSET:
+            root_value = await self.get_root_value(request)
+        try:
+            request_data = await self.parse_http_body(request_adapter)
+        except json.JSONDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+        except KeyError:
+            raise HTTPException(400, "File(s) missing in form data") from None
+        if isinstance(request_data, list):
+            raise HTTPException(400, f"Batching is not supported over {framing.protocol}.")
+        return await http_stream.serve(self, request, request_data, context, root_value, framing)
+
+    def remember_document(self, request_data) -> None:
+        """An APQ registration of a streamed operation that proved valid."""
+        persisted.remember_document(request_data, result_is_valid=True)
+
+    async def request_error_response(self, request: HttpRequest, request_data, result) -> HttpResponse:
+        """A streamed operation refused before it ran (parse, validation, cost): 400
+        with its errors, as graphql-sse's distinct-connections mode answers."""
+        persisted.remember_document(request_data, result_is_valid=False)
+        response_data = await self.process_result(request, result)
+        body = self.encode_json({"errors": response_data.get("errors") or []})
+        media_type = negotiate_media_type(request.headers.get("Accept"))
+        return HttpResponse(body, status=400, content_type=f"{media_type}; charset=utf-8")
 
     async def dispatch(self, request: HttpRequest, *args, **kwargs):
         """Strawberry answers its request errors (bad JSON, wrong method, missing

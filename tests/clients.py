@@ -164,3 +164,135 @@ async def group_size(group: str) -> int:
         return len(layer.groups.get(group, {}))
     async with layer.connection(layer.consistent_hash(group)) as connection:
         return await connection.zcard(layer._group_key(group))
+
+
+SSE_ACCEPT = "text/event-stream"
+MULTIPART_ACCEPT = 'multipart/mixed;boundary="graphql";subscriptionSpec=1.0,application/json'
+
+
+class HttpStreamClient:
+    """A subscription streamed over HTTP through ``backend.asgi.application``, read as
+    it arrives: GraphQL over SSE (``accept=SSE_ACCEPT``) or Apollo's multipart
+    subscriptions (``MULTIPART_ACCEPT``). ``message()`` returns the next result
+    (``{"id", "event", "data"}`` for SSE, ``{"payload": ...}`` for multipart);
+    keep-alives are counted in ``heartbeats``."""
+
+    def __init__(
+        self,
+        query: str,
+        variables: dict | None = None,
+        token: str | None = None,
+        accept: str = SSE_ACCEPT,
+        headers: dict[str, str] | None = None,
+        method: str = "POST",
+    ):
+        from urllib.parse import urlencode
+
+        from asgiref.testing import ApplicationCommunicator
+
+        from backend.asgi import application
+
+        self.multipart = accept != SSE_ACCEPT
+        operation = {"query": query, "variables": json.dumps(variables or {})}
+        # GET: the operation in the query string, as a browser's EventSource sends it.
+        query_string = urlencode(operation).encode() if method == "GET" else b""
+        self.request_body = b"" if method == "GET" else json.dumps({**operation, "variables": variables or {}}).encode()
+        hdrs = {"host": "127.0.0.1", "content-type": "application/json", "accept": accept, **(headers or {})}
+        if token:
+            hdrs["authorization"] = f"JWT {token}"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": "/graphql/",
+            "raw_path": b"/graphql/",
+            "query_string": query_string,
+            "root_path": "",
+            "headers": [(k.encode(), v.encode()) for k, v in hdrs.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        self.communicator = ApplicationCommunicator(application, scope)
+        self.status: int | None = None
+        self.headers: dict[str, str] = {}
+        self.buffer = ""
+        self.heartbeats = 0
+        self.ended = False
+
+    async def start(self, timeout: float = 5) -> int:
+        await self.communicator.send_input({"type": "http.request", "body": self.request_body, "more_body": False})
+        start = await self.communicator.receive_output(timeout)
+        assert start["type"] == "http.response.start", start
+        self.status = start["status"]
+        self.headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return self.status
+
+    async def _read(self, timeout: float) -> None:
+        message = await self.communicator.receive_output(timeout)
+        assert message["type"] == "http.response.body", message
+        self.buffer += message.get("body", b"").decode()
+        if not message.get("more_body", False):
+            self.ended = True
+
+    def _take(self) -> dict | None:
+        if self.multipart:
+            while True:
+                start = self.buffer.find("\r\n--graphql")
+                end = self.buffer.find("\r\n--graphql", start + 1) if start >= 0 else -1
+                if start < 0 or end < 0:
+                    return None
+                part, self.buffer = self.buffer[start:end], self.buffer[end:]
+                body = part.split("\r\n\r\n", 1)[1]
+                parsed = json.loads(body)
+                if parsed == {}:
+                    self.heartbeats += 1
+                    continue
+                return parsed
+        while "\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split("\n\n", 1)
+            fields: dict[str, Any] = {}
+            for line in block.split("\n"):
+                name, _, value = line.partition(":")
+                if name:
+                    fields[name] = value.removeprefix(" ")
+            if not fields:
+                self.heartbeats += 1
+                continue
+            if fields.get("data"):
+                fields["data"] = json.loads(fields["data"])
+            return fields
+        return None
+
+    async def message(self, timeout: float = 5) -> dict:
+        while (message := self._take()) is None:
+            assert not self.ended, f"stream ended: {self.buffer!r}"
+            await self._read(timeout)
+        return message
+
+    async def body(self, timeout: float = 5) -> str:
+        """The whole (non-streamed, or remaining) body."""
+        while not self.ended:
+            await self._read(timeout)
+        return self.buffer
+
+    async def until_end(self, timeout: float = 5) -> list[dict]:
+        """Every message left until the server ends the response."""
+        messages = []
+        while True:
+            message = self._take()
+            if message is not None:
+                messages.append(message)
+                continue
+            if self.ended:
+                return messages
+            await self._read(timeout)
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return self._take() is None and await self.communicator.receive_nothing(timeout)
+
+    async def disconnect(self) -> None:
+        """The client goes away; the application must end."""
+        await self.communicator.send_input({"type": "http.disconnect"})
+        await self.communicator.wait(timeout=5)

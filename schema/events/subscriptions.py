@@ -15,6 +15,7 @@ from schema.context import signed_in_user
 from schema.events.types import MessageAdded, RoomEvent, build_event
 from schema.global_ids import decode_id
 from schema.live.fast_path import FastPath
+from schema.live.http_stream import HttpSubscription
 from schema.notifications.types import NotificationType
 
 
@@ -25,16 +26,24 @@ def stored_notification(info: Info, user, pk) -> Notification | None:
     return optimize(access.notifications_visible_to(user).filter(pk=pk), info).first()
 
 
-async def _events(stream, sink: FastPath | None) -> AsyncGenerator[RoomEvent, None]:
-    """The events of ``stream`` through Strawberry's pipeline until the subscription
-    is live and idle; then the engine takes it over (the sink delivers what comes
-    next) and this generator, and with it Strawberry's operation, ends quietly."""
+async def _events(
+    stream, sink: FastPath | HttpSubscription | None, http: HttpSubscription | None
+) -> AsyncGenerator[RoomEvent, None]:
+    """The events of ``stream`` through Strawberry's pipeline.
+
+    Over WebSocket, once the subscription is live and idle, the engine takes it over
+    (the sink delivers what comes next) and this generator, and with it Strawberry's
+    operation, ends quietly. Over HTTP every stored event goes to the stream's sink
+    (its frame carries the cursor); what it declines comes out of Strawberry's
+    pipeline as over WebSocket."""
     async for delivery in stream:
         if isinstance(delivery, realtime.Idle):
-            if sink is not None and sink.take_over(delivery):
+            if isinstance(sink, FastPath) and sink.take_over(delivery):
                 delivery.hand_over(stream)
                 return
             delivery.decline()
+            continue
+        if http is not None and await http.deliver(delivery):
             continue
         yield await build_event(delivery)
 
@@ -58,8 +67,11 @@ class EventSubscriptions:
     ) -> AsyncGenerator[RoomEvent, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        sink = FastPath.for_operation(info)
-        async for event in _events(realtime.room_events(user, room_id=room_pk, after=after, sink=sink), sink):
+        http = HttpSubscription.for_operation(info)
+        if http is not None:
+            after = http.resume_after(after)
+        sink = http or FastPath.for_operation(info)
+        async for event in _events(realtime.room_events(user, room_id=room_pk, after=after, sink=sink), sink, http):
             yield event
 
     @strawberry.subscription(
@@ -73,9 +85,10 @@ class EventSubscriptions:
     ) -> AsyncGenerator[MessageAdded, None]:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
-        sink = FastPath.for_operation(info)
+        http = HttpSubscription.for_operation(info)
+        sink = http or FastPath.for_operation(info)
         stream = realtime.room_events(user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=sink)
-        async for event in _events(stream, sink):
+        async for event in _events(stream, sink, http):
             yield event
 
     @strawberry.subscription(
@@ -87,6 +100,7 @@ class EventSubscriptions:
     )
     async def notifications(self, info: Info) -> AsyncGenerator[NotificationType, None]:
         user = signed_in_user(info)
+        HttpSubscription.for_operation(info)  # over HTTP: the stream starts (no cursor, no sink)
         async for message in realtime.notifications(user):
             notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
             if notification is not None:  # deleted since (its message was deleted)

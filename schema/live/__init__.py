@@ -2,6 +2,8 @@
 
 - ``consumer``: the WebSocket transport (Strawberry's Channels consumer, both
   protocols), JWT at ``connection_init``, limits and faults of the socket.
+- ``http_stream``: subscriptions over HTTP (GraphQL over SSE, multipart), each
+  stream the engine's sink for its subscription, with the same shared rendering.
 - ``fast_path``: Strawberry's protocol handlers made known to their consumer, and
   the fast path that writes one shared frame per event to the idle subscribers.
 - ``shared_events``: subscription events executed once per event and shared by

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import types
 
 import pytest
 import strawberry
@@ -17,6 +18,7 @@ from autobahn.twisted.websocket import WebSocketServerProtocol
 from channels.consumer import AsyncConsumer
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels_redis.core import RedisChannelLayer
+from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from graphql import Executor
@@ -31,7 +33,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from schema import schema
-from schema.live import channels_adapter, daphne_adapter, strawberry_adapter, twisted_adapter
+from schema.live import channels_adapter, daphne_adapter, http_stream, strawberry_adapter, twisted_adapter
 from schema.live.channels_adapter import LinearInMemoryChannelLayer
 from schema.live.channels_redis_adapter import WaitingRedisChannelLayer
 from schema.live.consumer import GraphQLConsumer
@@ -145,6 +147,35 @@ class TestDaphne:
         send = functools.partial(Server.__new__(Server).handle_reply, protocol)
         assert daphne_adapter.daphne_protocol(send) is protocol
         assert daphne_adapter.daphne_protocol(lambda message: None) is None
+
+    def test_an_http_request_reaches_its_connection(self):
+        """HTTP subscription streams (schema/live/http_stream.py) find daphne's request
+        behind the ``send`` kept in the scope, and its connection's unsent bytes."""
+        tcp = FileDescriptor.__new__(FileDescriptor)
+        FileDescriptor.__init__(tcp, reactor=object())
+        tcp.dataBuffer, tcp.offset = b"x" * 50, 10
+
+        class Channel:
+            transport = tcp
+
+            def getPeer(self):  # Twisted's names
+                return None
+
+            def getHost(self):
+                return None
+
+            class factory:  # daphne reads channel.factory.server
+                class server:
+                    @staticmethod
+                    def protocol_connected(protocol):
+                        pass
+
+        request = WebRequest(Channel(), queued=False)
+        send = functools.partial(Server.__new__(Server).handle_reply, request)
+        scope_request = types.SimpleNamespace(scope={http_stream.SEND_SCOPE_KEY: send})
+        assert http_stream._daphne_request(scope_request) is request
+        assert twisted_adapter.unsent_bytes(request) == 40
+        assert http_stream._daphne_request(types.SimpleNamespace(scope={})) is None
 
     def test_autobahn_frame_limit_and_close_frame(self):
         assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
