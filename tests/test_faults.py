@@ -15,20 +15,17 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import websockets
-from django.conf import settings
 
 from chat.models import Message
 from tests.clients import token_for
-from tests.live import Daphne, daphne, free_port, server_env
+from tests.live import Daphne, daphne, proxied_env, service_proxies
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -49,79 +46,6 @@ ROOM_EVENTS = (
     "subscription Events($room: ID, $after: String) { roomEvents(roomId: $room, after: $after) "
     "{ __typename cursor ... on MessageAdded { message { text } } } }"
 )
-
-
-class TCPProxy:
-    """A TCP proxy on its own thread and event loop, which can take the service "down" and "up"."""
-
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server: asyncio.base_events.Server | None = None
-        self.connections: set[asyncio.StreamWriter] = set()
-
-    def _run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def start(self) -> TCPProxy:
-        self.thread.start()
-        self.up()
-        return self
-
-    def up(self) -> None:
-        async def listen():
-            self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
-
-        self._run(listen())
-
-    def down(self) -> None:
-        """Refuse new connections and reset the open ones."""
-
-        async def stop():
-            self.server.close()
-            for writer in list(self.connections):
-                writer.transport.abort()
-            self.connections.clear()
-
-        self._run(stop())
-
-    def close(self) -> None:
-        self.down()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    async def _handle(self, client_reader, client_writer):
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_writer.transport.abort()
-            return
-        self.connections.update({client_writer, upstream_writer})
-
-        async def pump(reader, writer):
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.transport.abort()
-
-        await asyncio.gather(pump(client_reader, upstream_writer), pump(upstream_reader, client_writer))
-        self.connections.difference_update({client_writer, upstream_writer})
-
-
-def _url_with_port(url: str, port: int, path: str | None = None) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
-    return urlunsplit((parts.scheme, netloc, path if path is not None else parts.path, "", ""))
 
 
 class LiveServer:
@@ -154,30 +78,15 @@ class LiveServer:
 @pytest.fixture
 def proxies(transactional_db):
     """(postgres proxy, redis proxy) in front of the test database and Redis db."""
-    database = settings.DATABASES["default"]
-    redis_url = os.environ["REDIS_URL"]
-    redis_port = int(redis_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-    pg = TCPProxy(database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)).start()
-    redis = TCPProxy("127.0.0.1", redis_port).start()
-    yield pg, redis
-    pg.close()
-    redis.close()
+    with service_proxies() as both:
+        yield both
 
 
 @pytest.fixture
 def live(proxies, tmp_path):
     """daphne serving the test database and Redis through the proxies."""
-    pg, redis = proxies
-    database = settings.DATABASES["default"]
-    user = database.get("USER") or "postgres"
-    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    env = server_env(
-        DATABASE_URL=f"postgres://{user}{password}@127.0.0.1:{pg.port}/{database['NAME']}",
-        REDIS_URL=_url_with_port(os.environ["REDIS_URL"], redis.port),
-        REALTIME_CHECK_INTERVAL="1",
-    )
-    log = tmp_path / "daphne.log"
-    with daphne(env, log) as server:
+    env = proxied_env(*proxies, REALTIME_CHECK_INTERVAL="1")
+    with daphne(env, tmp_path / "daphne.log") as server:
         yield LiveServer(server)
 
 
