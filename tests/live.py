@@ -226,6 +226,8 @@ def service_proxies() -> Iterator[tuple[TCPProxy, TCPProxy]]:
     finally:
         pg.close()
         redis.close()
+        # The sessions the proxies carried end asynchronously: the test database is dropped later.
+        wait_disconnected(database["NAME"])
 
 
 def proxied_env(pg: TCPProxy, redis: TCPProxy, **overrides: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import websockets
+from django.db import connection
 
 from chat.models import Message
 from tests.clients import token_for
@@ -231,6 +232,10 @@ class TestRedisDown:
         assert body["data"]["me"]["username"] == "alice"
         assert (await asyncio.to_thread(live.get, "/healthz"))[0] == 503
         assert live.process.poll() is None
+        # A new socket meanwhile: the same 1013, not an HTTP 500 handshake refusal.
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await _next_message(await _subscribe(live.ws_url, bob_token, {"room": room}))
+        assert closed.value.rcvd.code == 1013
 
         redis.up()
         await asyncio.sleep(1)
@@ -258,9 +263,12 @@ class TestRedisDown:
                     break
         await subscription.close()
 
-        stored = await asyncio.to_thread(
-            lambda: list(
-                Message.objects.filter(room__name="redis-faults").order_by("id").values_list("text", flat=True)
-            )
-        )
-        assert stored == acknowledged
+        def stored_texts() -> list[str]:
+            try:
+                return list(
+                    Message.objects.filter(room__name="redis-faults").order_by("id").values_list("text", flat=True)
+                )
+            finally:
+                connection.close()  # this worker thread's own session: the test database is dropped later
+
+        assert await asyncio.to_thread(stored_texts) == acknowledged

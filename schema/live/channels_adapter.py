@@ -7,7 +7,8 @@ Consumers: ``AsyncConsumer.__call__`` assigns ``channel_receive`` (the layer's
 receive for this consumer's channel) and ``base_send`` (the server's ASGI
 send). The consumer wraps the first (a property of the same name) to
 survive a failing layer, and hands the second to daphne_adapter to find the
-socket's protocol.
+socket's protocol. It asks the layer for the consumer's channel
+(``channel_name``) first of all: a consumer without one failed there.
 
 The embedded layer:
 Channels' ``InMemoryChannelLayer`` sweeps every channel and every group
@@ -40,6 +41,11 @@ from channels.layers import InMemoryChannelLayer
 def server_send(consumer):
     """The ASGI ``send`` the server gave the consumer (Channels' ``base_send``)."""
     return consumer.base_send
+
+
+def has_channel(consumer) -> bool:
+    """Whether the layer gave the consumer its channel (``channel_name``)."""
+    return getattr(consumer, "channel_name", None) is not None
 
 
 # --- the embedded channel layer ----------------------------------------------------------

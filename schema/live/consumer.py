@@ -233,6 +233,33 @@ class GraphQLConsumer(GraphQLWSConsumer):
     # closes whenever its handler ends, and the inbound queue holds at most
     # WS_MAX_QUEUED_MESSAGES frames (more closes 4429).
 
+    async def __call__(self, scope, receive, send):
+        try:
+            return await super().__call__(scope, receive, send)
+        except (RedisError, OSError):
+            if channels_adapter.has_channel(self):
+                raise  # the failure of a running consumer, handled where it happened
+            # The layer could not give this socket its channel (Redis down): daphne would
+            # refuse the handshake with HTTP 500. Say "try again later" like any other
+            # service failure, so that clients reconnect and resume as they do then.
+            logger.warning("channel layer unavailable for a new websocket; closing with 1013", exc_info=True)
+            await self._try_again_later(scope, receive, send)
+
+    async def _try_again_later(self, scope, receive, send) -> None:
+        if (await receive()).get("type") != "websocket.connect":
+            return
+        offered = scope.get("subprotocols") or []
+        await send({"type": "websocket.accept", "subprotocol": next((p for p in offered if p in self.protocols), None)})
+        protocol = daphne_adapter.daphne_protocol(send)
+        if protocol is not None:
+            daphne_adapter.send_close_frame(protocol, TRY_AGAIN_LATER_CLOSE_CODE, "Real-time service unavailable")
+        else:
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER_CLOSE_CODE})
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while (await receive()).get("type") != "websocket.disconnect":
+                    pass
+
     async def run(self, *args, **kwargs):
         try:
             return await super().run(*args, **kwargs)

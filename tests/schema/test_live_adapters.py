@@ -111,10 +111,13 @@ class TestStrawberry:
 
 class TestChannels:
     def test_call_assigns_channel_receive_and_base_send(self):
-        assigns(AsyncConsumer.__call__, "channel_receive", "base_send")
+        assigns(AsyncConsumer.__call__, "channel_receive", "base_send", "channel_name")
         consumer = AsyncConsumer()
         consumer.base_send = send = object()
         assert channels_adapter.server_send(consumer) is send
+        assert not channels_adapter.has_channel(consumer)
+        consumer.channel_name = "specific.x"
+        assert channels_adapter.has_channel(consumer)
 
     def test_in_memory_layer_internals(self):
         layer = InMemoryChannelLayer()
