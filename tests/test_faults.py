@@ -22,9 +22,13 @@ from pathlib import Path
 
 import pytest
 import websockets
+from channels.layers import get_channel_layer
 from django.db import connection
 
+from chat.cursors import decode_cursor
+from chat.events import EVENT_TYPE, room_group
 from chat.models import Message
+from schema.global_ids import decode_id
 from tests.clients import token_for
 from tests.live import Daphne, daphne, proxied_env, service_proxies
 
@@ -162,6 +166,39 @@ class TestPostgresDown:
             silent.close()
         pg.up()
         wait_until(lambda: live.post(ME, token=token)[1].get("data", {}).get("me"))
+
+
+class TestPostgresDownUnderASubscription:
+    async def test_a_subscription_that_needs_the_database_closes_the_socket_with_1013(self, live, proxies, alice):
+        """A subscription that must read the event log while Postgres is down (here to
+        fill a gap) ends its socket with 1013, as a failing channel layer does: the
+        client reconnects and resumes. An error result would end the subscription for
+        good, and graphql-ws clients do not resubscribe after one."""
+        pg, _ = proxies
+        token = await asyncio.to_thread(token_for, alice)
+        _, body = await asyncio.to_thread(live.post, CREATE_ROOM, {"name": "pg-gap"}, token)
+        room = body["data"]["createRoom"]["id"]
+        subscription = await _subscribe(live.ws_url, token, {"room": room})
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(live.post, SEND, {"room": room, "text": "one", "key": "k-one"}, token)
+        event = (await _next_message(subscription))["payload"]["data"]["roomEvents"]
+        while event["__typename"] != "MessageAdded":
+            event = (await _next_message(subscription))["payload"]["data"]["roomEvents"]
+        seq = decode_cursor(event["cursor"])[decode_id(room, "Room")]
+
+        pg.down()
+        # An event arrives ahead of one that never comes: after the reorder wait the
+        # subscription asks the event log for the missing one, and Postgres is down.
+        pk = decode_id(room, "Room")
+        message = {"type": EVENT_TYPE, "room": pk, "seq": seq + 2, "kind": "MessageAdded", "payload": {}}
+        await get_channel_layer().group_send(room_group(pk), {**message, "group": room_group(pk)})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(15):
+                while True:
+                    ended = await _next_message(subscription, timeout=15)
+                    assert ended["type"] == "next" and not ended["payload"].get("errors"), ended
+        assert closed.value.rcvd.code == 1013
+        pg.up()
 
 
 async def _subscribe(url: str, token: str, variables: dict):

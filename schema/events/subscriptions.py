@@ -14,6 +14,7 @@ from chat.models import Notification
 from schema.context import signed_in_user
 from schema.events.types import MessageAdded, RoomEvent, build_event
 from schema.global_ids import decode_id
+from schema.live.consumer import service_failures_close_the_socket
 from schema.live.fast_path import FastPath
 from schema.notifications.types import NotificationType
 
@@ -45,8 +46,9 @@ class EventSubscriptions:
         user = signed_in_user(info)
         room_pk = decode_id(room_id, "Room", "roomId") if room_id is not None else None
         stream = realtime.room_events(user, room_id=room_pk, after=after, sink=FastPath.for_operation(info))
-        async for delivery in stream:
-            yield await build_event(delivery)
+        async with service_failures_close_the_socket(info):
+            async for delivery in stream:
+                yield await build_event(delivery)
 
     @strawberry.subscription(
         description=(
@@ -62,8 +64,9 @@ class EventSubscriptions:
         stream = realtime.room_events(
             user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=FastPath.for_operation(info)
         )
-        async for delivery in stream:
-            yield await build_event(delivery)
+        async with service_failures_close_the_socket(info):
+            async for delivery in stream:
+                yield await build_event(delivery)
 
     @strawberry.subscription(
         description=(
@@ -74,7 +77,8 @@ class EventSubscriptions:
     )
     async def notifications(self, info: Info) -> AsyncGenerator[NotificationType, None]:
         user = signed_in_user(info)
-        async for message in realtime.notifications(user):
-            notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
-            if notification is not None:  # deleted since (its message was deleted)
-                yield notification
+        async with service_failures_close_the_socket(info):
+            async for message in realtime.notifications(user):
+                notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
+                if notification is not None:  # deleted since (its message was deleted)
+                    yield notification
