@@ -2,14 +2,15 @@
 Redis are reached through TCP proxies (tests/live.py), 200 subscribers of one
 room spread over both, two senders posting ``sendMessage`` steadily with a
 ``clientId`` (a failed send is retried with the same one, so a retry never
-doubles a message). Under that load one process is killed with SIGKILL, or
-Redis, or Postgres, goes away for a moment and comes back.
+doubles a message). In turn, on the same subscribers: Redis goes away for a
+moment and comes back, then Postgres, then one process is killed with SIGKILL.
 
-Subscribers whose socket closes reconnect (to the survivor, after a kill) and
-resume with the last cursor they received. When the senders are done, every
-subscriber must have received exactly the room's stored messages, each once,
-in ``seq`` order without a gap, and the stored messages must be exactly the
-acknowledged sends.
+Subscribers whose socket closes reconnect (to the survivor, after the kill) and
+resume with the last cursor they received. After each fault every subscriber
+must hold exactly the acknowledged messages, each once, in ``seq`` order without
+a gap, and no subscription may have ended with an error (a service failure
+closes the socket with 1013, which clients retry); at the end, exactly what is
+stored.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Subscriber:
         self.connected = asyncio.Event()
         self.endings: Counter = Counter()  # why the socket ended: close codes, errors
         self.attempt = 0
+        self.port: int | None = None  # of the server it is (or was last) connected to
 
     @property
     def texts(self) -> set[str]:
@@ -89,10 +91,10 @@ class Subscriber:
 
     async def run(self) -> None:
         while not self.load.stopping:
-            port = self.load.port(self.index + self.attempt)
+            self.port = self.load.port(self.index + self.attempt)
             self.attempt += 1
             try:
-                await self._session(port)
+                await self._session(self.port)
             except websockets.ConnectionClosed as closed:
                 self.endings[f"closed {closed.rcvd.code if closed.rcvd else 'abnormally'}"] += 1
             except websockets.InvalidStatus as refused:
@@ -372,8 +374,9 @@ def test_redis_restart_postgres_restart_and_a_killed_process_under_load(proxies,
                 assert endings, run.summary()
                 failures, _ = await run.phase("postgres", outage(pg))
                 assert failures, run.summary()
+                on_victim = sum(1 for subscriber in run.subscribers if subscriber.port == victim.port)
                 _, endings = await run.phase("kill", kill)
-                assert endings.total() >= SUBSCRIBERS // 2, run.summary()  # the victim's, at least
+                assert 0 < on_victim <= endings.total(), (on_victim, run.summary())
             return run
 
         run = asyncio.run(scenario())

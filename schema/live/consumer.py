@@ -255,12 +255,13 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def __call__(self, scope, receive, send):
         try:
             return await super().__call__(scope, receive, send)
-        except (RedisError, OSError):
+        except Exception:
             if channels_adapter.has_channel(self):
                 raise  # the failure of a running consumer, handled where it happened
-            # The layer could not give this socket its channel (Redis down): daphne would
-            # refuse the handshake with HTTP 500. Say "try again later" like any other
-            # service failure, so that clients reconnect and resume as they do then.
+            # The layer could not give this socket its channel (Redis down, or, seen under
+            # load while Redis came back, channels-redis' pub/sub reconnection racing with
+            # itself: a RuntimeError): daphne would refuse the handshake with HTTP 500. Say
+            # "try again later" like any other service failure; clients reconnect and resume.
             logger.warning("channel layer unavailable for a new websocket; closing with 1013", exc_info=True)
             await self._try_again_later(scope, receive, send)
 
