@@ -298,6 +298,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def try_again_later(self) -> None:
         """Close with 1013 from an operation that failed; it waits here (answering
         nothing) until the disconnect ends it with the socket's other operations."""
+        if self._socket_closed:
+            return  # gone already: nothing would cancel the wait
         await self._close_if_open(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; reconnect")
         await asyncio.Event().wait()
 
