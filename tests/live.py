@@ -3,12 +3,15 @@ daphne refuses to send, slow readers, faults, several processes)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,3 +98,142 @@ def daphne(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def database_url() -> str:
+    """The URL of the test database pytest-django created (the servers share it)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def wait_healthy(server: Daphne, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"daphne on {server.port} exited: {server.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"daphne on {server.port} did not become healthy")
+
+
+def wait_disconnected(name: str, timeout: float = 5) -> None:
+    """Wait until the servers' database sessions are gone (the test database is dropped next)."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+
+
+class TCPProxy:
+    """A TCP proxy on its own thread and event loop, which can take the service "down" and "up"."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.base_events.Server | None = None
+        self.connections: set[asyncio.StreamWriter] = set()
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def start(self) -> TCPProxy:
+        self.thread.start()
+        self.up()
+        return self
+
+    def up(self) -> None:
+        async def listen():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+        self._run(listen())
+
+    def down(self) -> None:
+        """Refuse new connections and reset the open ones."""
+
+        async def stop():
+            self.server.close()
+            for writer in list(self.connections):
+                writer.transport.abort()
+            self.connections.clear()
+
+        self._run(stop())
+
+    def close(self) -> None:
+        self.down()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    async def _handle(self, client_reader, client_writer):
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self.connections.update({client_writer, upstream_writer})
+
+        async def pump(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.transport.abort()
+
+        await asyncio.gather(pump(client_reader, upstream_writer), pump(upstream_reader, client_writer))
+        self.connections.difference_update({client_writer, upstream_writer})
+
+
+def url_with_port(url: str, port: int, path: str | None = None) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
+    return urlunsplit((parts.scheme, netloc, path if path is not None else parts.path, "", ""))
+
+
+@contextlib.contextmanager
+def service_proxies() -> Iterator[tuple[TCPProxy, TCPProxy]]:
+    """(Postgres proxy, Redis proxy) in front of the test database and the test Redis."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    redis_port = int(os.environ["REDIS_URL"].split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    pg = TCPProxy(database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)).start()
+    redis = TCPProxy("127.0.0.1", redis_port).start()
+    try:
+        yield pg, redis
+    finally:
+        pg.close()
+        redis.close()
+        # The sessions the proxies carried end asynchronously: the test database is dropped later.
+        wait_disconnected(database["NAME"])
+
+
+def proxied_env(pg: TCPProxy, redis: TCPProxy, **overrides: str) -> dict[str, str]:
+    """``server_env`` for a server that reaches the test database and Redis through the proxies."""
+    return server_env(
+        DATABASE_URL=url_with_port(database_url(), pg.port),
+        REDIS_URL=url_with_port(os.environ["REDIS_URL"], redis.port),
+        **overrides,
+    )

@@ -15,20 +15,22 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import websockets
-from django.conf import settings
+from channels.layers import get_channel_layer
+from django.db import connection
 
+from chat.cursors import decode_cursor
+from chat.events import EVENT_TYPE, room_group
 from chat.models import Message
+from schema.global_ids import decode_id
 from tests.clients import token_for
-from tests.live import Daphne, daphne, free_port, server_env
+from tests.live import Daphne, daphne, proxied_env, service_proxies
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -49,79 +51,6 @@ ROOM_EVENTS = (
     "subscription Events($room: ID, $after: String) { roomEvents(roomId: $room, after: $after) "
     "{ __typename cursor ... on MessageAdded { message { text } } } }"
 )
-
-
-class TCPProxy:
-    """A TCP proxy on its own thread and event loop, which can take the service "down" and "up"."""
-
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server: asyncio.base_events.Server | None = None
-        self.connections: set[asyncio.StreamWriter] = set()
-
-    def _run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def start(self) -> TCPProxy:
-        self.thread.start()
-        self.up()
-        return self
-
-    def up(self) -> None:
-        async def listen():
-            self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
-
-        self._run(listen())
-
-    def down(self) -> None:
-        """Refuse new connections and reset the open ones."""
-
-        async def stop():
-            self.server.close()
-            for writer in list(self.connections):
-                writer.transport.abort()
-            self.connections.clear()
-
-        self._run(stop())
-
-    def close(self) -> None:
-        self.down()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    async def _handle(self, client_reader, client_writer):
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_writer.transport.abort()
-            return
-        self.connections.update({client_writer, upstream_writer})
-
-        async def pump(reader, writer):
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                writer.transport.abort()
-
-        await asyncio.gather(pump(client_reader, upstream_writer), pump(upstream_reader, client_writer))
-        self.connections.difference_update({client_writer, upstream_writer})
-
-
-def _url_with_port(url: str, port: int, path: str | None = None) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
-    return urlunsplit((parts.scheme, netloc, path if path is not None else parts.path, "", ""))
 
 
 class LiveServer:
@@ -154,30 +83,15 @@ class LiveServer:
 @pytest.fixture
 def proxies(transactional_db):
     """(postgres proxy, redis proxy) in front of the test database and Redis db."""
-    database = settings.DATABASES["default"]
-    redis_url = os.environ["REDIS_URL"]
-    redis_port = int(redis_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-    pg = TCPProxy(database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)).start()
-    redis = TCPProxy("127.0.0.1", redis_port).start()
-    yield pg, redis
-    pg.close()
-    redis.close()
+    with service_proxies() as both:
+        yield both
 
 
 @pytest.fixture
 def live(proxies, tmp_path):
     """daphne serving the test database and Redis through the proxies."""
-    pg, redis = proxies
-    database = settings.DATABASES["default"]
-    user = database.get("USER") or "postgres"
-    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    env = server_env(
-        DATABASE_URL=f"postgres://{user}{password}@127.0.0.1:{pg.port}/{database['NAME']}",
-        REDIS_URL=_url_with_port(os.environ["REDIS_URL"], redis.port),
-        REALTIME_CHECK_INTERVAL="1",
-    )
-    log = tmp_path / "daphne.log"
-    with daphne(env, log) as server:
+    env = proxied_env(*proxies, REALTIME_CHECK_INTERVAL="1")
+    with daphne(env, tmp_path / "daphne.log") as server:
         yield LiveServer(server)
 
 
@@ -254,6 +168,39 @@ class TestPostgresDown:
         wait_until(lambda: live.post(ME, token=token)[1].get("data", {}).get("me"))
 
 
+class TestPostgresDownUnderASubscription:
+    async def test_a_subscription_that_needs_the_database_closes_the_socket_with_1013(self, live, proxies, alice):
+        """A subscription that must read the event log while Postgres is down (here to
+        fill a gap) ends its socket with 1013, as a failing channel layer does: the
+        client reconnects and resumes. An error result would end the subscription for
+        good, and graphql-ws clients do not resubscribe after one."""
+        pg, _ = proxies
+        token = await asyncio.to_thread(token_for, alice)
+        _, body = await asyncio.to_thread(live.post, CREATE_ROOM, {"name": "pg-gap"}, token)
+        room = body["data"]["createRoom"]["id"]
+        subscription = await _subscribe(live.ws_url, token, {"room": room})
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(live.post, SEND, {"room": room, "text": "one", "key": "k-one"}, token)
+        event = (await _next_message(subscription))["payload"]["data"]["roomEvents"]
+        while event["__typename"] != "MessageAdded":
+            event = (await _next_message(subscription))["payload"]["data"]["roomEvents"]
+        seq = decode_cursor(event["cursor"])[decode_id(room, "Room")]
+
+        pg.down()
+        # An event arrives ahead of one that never comes: after the reorder wait the
+        # subscription asks the event log for the missing one, and Postgres is down.
+        pk = decode_id(room, "Room")
+        message = {"type": EVENT_TYPE, "room": pk, "seq": seq + 2, "kind": "MessageAdded", "payload": {}}
+        await get_channel_layer().group_send(room_group(pk), {**message, "group": room_group(pk)})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(15):
+                while True:
+                    ended = await _next_message(subscription, timeout=15)
+                    assert ended["type"] == "next" and not ended["payload"].get("errors"), ended
+        assert closed.value.rcvd.code == 1013
+        pg.up()
+
+
 async def _subscribe(url: str, token: str, variables: dict):
     socket_ = await websockets.connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10)
     await socket_.send(json.dumps({"type": "connection_init", "payload": {"authToken": token}}))
@@ -322,6 +269,10 @@ class TestRedisDown:
         assert body["data"]["me"]["username"] == "alice"
         assert (await asyncio.to_thread(live.get, "/healthz"))[0] == 503
         assert live.process.poll() is None
+        # A new socket meanwhile: the same 1013, not an HTTP 500 handshake refusal.
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await _next_message(await _subscribe(live.ws_url, bob_token, {"room": room}))
+        assert closed.value.rcvd.code == 1013
 
         redis.up()
         await asyncio.sleep(1)
@@ -349,9 +300,12 @@ class TestRedisDown:
                     break
         await subscription.close()
 
-        stored = await asyncio.to_thread(
-            lambda: list(
-                Message.objects.filter(room__name="redis-faults").order_by("id").values_list("text", flat=True)
-            )
-        )
-        assert stored == acknowledged
+        def stored_texts() -> list[str]:
+            try:
+                return list(
+                    Message.objects.filter(room__name="redis-faults").order_by("id").values_list("text", flat=True)
+                )
+            finally:
+                connection.close()  # this worker thread's own session: the test database is dropped later
+
+        assert await asyncio.to_thread(stored_texts) == acknowledged

@@ -23,7 +23,7 @@ from django.conf import settings
 from chat.services import rooms as room_services
 from schema.global_ids import encode_id
 from tests.clients import token_for
-from tests.live import Daphne, daphne, migrate, server_env
+from tests.live import daphne, database_url, migrate, server_env, wait_disconnected, wait_healthy
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -38,28 +38,6 @@ subscription RoomEvents($roomId: ID, $after: String) {
 SEND_MESSAGE = """
 mutation Send($roomId: ID!, $text: String!) { sendMessage(input: {roomId: $roomId, text: $text}) { id } }
 """
-
-
-def database_url() -> str:
-    """The URL of the test database pytest-django created (the servers share it)."""
-    db = settings.DATABASES["default"]
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def wait_healthy(server: Daphne, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"daphne on {server.port} exited: {server.log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"daphne on {server.port} did not become healthy")
 
 
 @pytest.fixture
@@ -78,21 +56,6 @@ def servers(transactional_db, tmp_path):
             yield [server.port for server in started]
     finally:
         wait_disconnected(env["DATABASE_URL"].rsplit("/", 1)[1])
-
-
-def wait_disconnected(name: str, timeout: float = 5) -> None:
-    """Wait until the servers' database sessions are gone (the test database is dropped next)."""
-    from django.db import connection
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
-            )
-            if cursor.fetchone()[0] == 0:
-                return
-        time.sleep(0.1)
 
 
 def post_graphql(port: int, query: str, variables: dict, token: str) -> dict:

@@ -14,6 +14,7 @@ from chat.models import Notification
 from schema.context import signed_in_user
 from schema.events.types import MessageAdded, RoomEvent, build_event
 from schema.global_ids import decode_id
+from schema.live.consumer import service_failures_close_the_socket
 from schema.live.fast_path import FastPath
 from schema.live.http_stream import HttpSubscription
 from schema.notifications.types import NotificationType
@@ -71,8 +72,10 @@ class EventSubscriptions:
         if http is not None:
             after = http.resume_after(after)
         sink = http or FastPath.for_operation(info)
-        async for event in _events(realtime.room_events(user, room_id=room_pk, after=after, sink=sink), sink, http):
-            yield event
+        stream = realtime.room_events(user, room_id=room_pk, after=after, sink=sink)
+        async with service_failures_close_the_socket(info):
+            async for event in _events(stream, sink, http):
+                yield event
 
     @strawberry.subscription(
         description=(
@@ -88,8 +91,9 @@ class EventSubscriptions:
         http = HttpSubscription.for_operation(info)
         sink = http or FastPath.for_operation(info)
         stream = realtime.room_events(user, room_id=room_pk, kinds={"MessageAdded"}, ephemeral=False, sink=sink)
-        async for event in _events(stream, sink, http):
-            yield event
+        async with service_failures_close_the_socket(info):
+            async for event in _events(stream, sink, http):
+                yield event
 
     @strawberry.subscription(
         description=(
@@ -101,7 +105,8 @@ class EventSubscriptions:
     async def notifications(self, info: Info) -> AsyncGenerator[NotificationType, None]:
         user = signed_in_user(info)
         HttpSubscription.for_operation(info)  # over HTTP: the stream starts (no cursor, no sink)
-        async for message in realtime.notifications(user):
-            notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
-            if notification is not None:  # deleted since (its message was deleted)
-                yield notification
+        async with service_failures_close_the_socket(info):
+            async for message in realtime.notifications(user):
+                notification = await database_sync_to_async(stored_notification)(info, user, message.get("id"))
+                if notification is not None:  # deleted since (its message was deleted)
+                    yield notification

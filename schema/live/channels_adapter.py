@@ -7,7 +7,8 @@ Consumers: ``AsyncConsumer.__call__`` assigns ``channel_receive`` (the layer's
 receive for this consumer's channel) and ``base_send`` (the server's ASGI
 send). The consumer wraps the first (a property of the same name) to
 survive a failing layer, and hands the second to daphne_adapter to find the
-socket's protocol.
+socket's protocol. It asks the layer for the consumer's channel
+(``channel_name``) first of all: a consumer without one failed there.
 
 The embedded layer:
 Channels' ``InMemoryChannelLayer`` sweeps every channel and every group

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,10 +24,11 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
 from chat import realtime, tokens
-from chat.errors import ChatError
+from chat.errors import ChatError, ServiceUnavailable
 from chat.realtime import LightQueue
 from chat.services import presence
 from schema.context import ChatContext
+from schema.errors import as_chat_error
 from schema.live import channels_adapter, daphne_adapter, strawberry_adapter
 from schema.live.twisted_adapter import unsent_bytes
 
@@ -42,6 +44,23 @@ SLOW_CLIENT_CLOSE_CODE = 4429
 INVALID_MESSAGE_CLOSE_CODE = 4400
 # RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
+
+
+@contextlib.asynccontextmanager
+async def service_failures_close_the_socket(info) -> AsyncIterator[None]:
+    """Around a subscription's stream: a backing service that fails under it (the
+    event log to read while Postgres is down, the channel layer) closes the socket
+    with 1013, as a failing channel layer does, and the client reconnects and
+    resumes from its cursor. An error result would end the subscription for good:
+    graphql-ws clients resubscribe after a close, not after an error."""
+    try:
+        yield
+    except Exception as error:
+        socket = getattr(info.context, "ws", None)
+        if not isinstance(socket, GraphQLConsumer) or not isinstance(as_chat_error(error), ServiceUnavailable):
+            raise
+        logger.warning("subscription ended by a service failure; closing the socket with 1013", exc_info=True)
+        await socket.try_again_later()
 
 
 class GraphQLConsumer(GraphQLWSConsumer):
@@ -222,6 +241,16 @@ class GraphQLConsumer(GraphQLWSConsumer):
             self._handler_ended = True
             await self._close_if_open(INVALID_MESSAGE_CLOSE_CODE, "Invalid message")
         return None
+
+    async def try_again_later(self, wait: bool = True) -> None:
+        """Close with 1013 from an operation that failed; with ``wait``, it waits here
+        (answering nothing) until the disconnect ends it with the socket's other
+        operations."""
+        if self._socket_closed:
+            return  # gone already: nothing would cancel the wait
+        await self._close_if_open(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; reconnect")
+        if wait:
+            await asyncio.Event().wait()
 
     async def _close_if_open(self, code: int, reason: str) -> None:
         if not self._socket_closed and not self._close_sent:

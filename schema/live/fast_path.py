@@ -28,8 +28,9 @@ from graphql import ExecutionResult, GraphQLError, execute_subscription_event
 from strawberry.types import Info
 
 from chat import redaction
+from chat.errors import ServiceUnavailable
 from chat.realtime import Delivery, Idle
-from schema.errors import TypedErrors
+from schema.errors import TypedErrors, as_chat_error
 from schema.events.types import build_event
 from schema.live import strawberry_adapter
 from schema.live.shared_events import (
@@ -65,13 +66,14 @@ class FastPath:
     """Delivers stored events to one subscription operation of one socket as
     shared frames."""
 
-    __slots__ = ("consumer", "handler", "operation_id", "prefix", "renderer", "signature")
+    __slots__ = ("consumer", "field", "handler", "operation_id", "prefix", "renderer", "signature")
 
     # Takes over its subscription once it is live (chat.realtime.DrivingSink).
     drives = True
 
-    def __init__(self, consumer, handler, operation_id: str, prefix: str, signature: tuple, executor):
+    def __init__(self, consumer, handler, operation_id: str, prefix: str, signature: tuple, executor, field: str):
         self.consumer = consumer
+        self.field = field  # the subscription field's response key, the path of its errors
         self.handler = handler
         self.operation_id = operation_id
         self.prefix = prefix
@@ -104,7 +106,7 @@ class FastPath:
             return None
         operation_id, frame_start = operation
         prefix = consumer.encode_json(frame_start)[:-1]
-        return cls(consumer, handler, operation_id, prefix, signature, executor)
+        return cls(consumer, handler, operation_id, prefix, signature, executor, info.path.key)
 
     def _open(self) -> bool:
         return strawberry_adapter.operation_open(self.handler, self.operation_id)
@@ -177,13 +179,16 @@ class FastPath:
         await strawberry_adapter.complete_taken_over(self.handler, self.operation_id)
 
     async def fail(self, error: Exception) -> None:
-        """The subscription's source failed (e.g. the database went away during a
-        gap fill): an error result, then the end, as Strawberry ends a subscription
-        whose source raised."""
-        if self._open():
-            await self._send_payload(
-                {"data": None, "errors": typed_errors([GraphQLError(str(error), original_error=error)])}
-            )
+        """The subscription's source failed. A backing service (the event log to read
+        while the database is down): close the socket with 1013, and the client
+        reconnects and resumes from its cursor, as over Strawberry's own path
+        (schema.live.consumer.service_failures_close_the_socket). Anything else: an
+        error result, then the end, as Strawberry ends a subscription whose source raised."""
+        if isinstance(as_chat_error(error), ServiceUnavailable):
+            await self.consumer.try_again_later(wait=False)
+        elif self._open():
+            located = GraphQLError(str(error), path=[self.field], original_error=error)
+            await self._send_payload({"data": None, "errors": typed_errors([located])})
             await self.complete()
 
     async def _send_payload(self, payload: dict) -> None:

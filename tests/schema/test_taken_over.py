@@ -105,22 +105,35 @@ class TestTakenOver:
         assert refused["id"] == op and refused["type"] in {"error", "data", "next"}, refused
         await client.close()
 
+    async def fail_while_filling_a_gap(self, client, op, monkeypatch, room, alice, error: Exception) -> None:
+        """A gap to fill (a lost event) while reading the event log raises ``error``."""
+
+        def failing(*args, **kwargs):
+            raise error
+
+        DroppingLayer(monkeypatch, lambda m: m["seq"] % 2 == 0)  # a gap, filled from the database...
+        monkeypatch.setattr(realtime, "_events_after", failing)  # ...which fails
+        for i in range(3):
+            await sync_to_async(message_services.send_message)(alice, room.pk, f"m{i}")
+        assert texts(await events_of(client, op, 1)) == ["m0"]
+
+    async def test_a_database_failing_under_it_closes_the_socket_1013(self, protocol, monkeypatch, room, alice, bob):
+        client = await connect(bob, protocol)
+        op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
+        await until_listening(f"room.{room.pk}")
+        await self.fail_while_filling_a_gap(
+            client, op, monkeypatch, room, alice, OperationalError("connection refused")
+        )
+        assert await client.receive_close(timeout=10) == 1013  # reconnect and resume from the cursor
+
     async def test_a_failing_source_ends_with_a_typed_error(self, protocol, monkeypatch, room, alice, bob):
         client = await connect(bob, protocol)
         op = await client.subscribe(ROOM_EVENTS, {"roomId": rid(room)})
         await until_listening(f"room.{room.pk}")
-
-        def database_down(*args, **kwargs):
-            raise OperationalError("connection refused")
-
-        DroppingLayer(monkeypatch, lambda m: m["seq"] % 2 == 0)  # a gap, filled from the database...
-        monkeypatch.setattr(realtime, "_events_after", database_down)  # ...which is down
-        for i in range(3):
-            await sync_to_async(message_services.send_message)(alice, room.pk, f"m{i}")
-        first = await events_of(client, op, 1)
-        assert texts(first) == ["m0"]
+        await self.fail_while_filling_a_gap(client, op, monkeypatch, room, alice, RuntimeError("a bug"))
         message = await client.receive(timeout=10)
         assert message["type"] in {"next", "data"} and message["payload"]["data"] is None, message
-        assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["SERVICE_UNAVAILABLE"]
+        assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["INTERNAL_SERVER_ERROR"]
+        assert "a bug" not in str(message)
         assert await client.receive() == {"type": "complete", "id": op}
         await client.close()
