@@ -17,11 +17,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from schema import schema  # noqa: E402
+from schema.live import drain  # noqa: E402
 from schema.live.consumer import GraphQLConsumer  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
-    }
+# SIGTERM drains the process before it stops (docs/operations.md#shutdown-and-drain).
+application = drain.DrainGate(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
+        }
+    )
 )
+drain.install()

@@ -271,6 +271,9 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
 REALTIME_CHECK_INTERVAL = float(os.environ.get("REALTIME_CHECK_INTERVAL", "5"))
 REALTIME_REORDER_WAIT = float(os.environ.get("REALTIME_REORDER_WAIT", "0.2"))
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT", 30)
+# Shutdown: on SIGTERM readiness fails at once, new sockets are refused and the open
+# ones are closed (1012) in batches over this many seconds; then the process exits.
+SHUTDOWN_DRAIN_SECONDS = float(os.environ.get("SHUTDOWN_DRAIN_SECONDS", "10"))
 PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client
@@ -400,7 +403,7 @@ SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^(healthz|livez|readyz|metrics)$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -12,6 +12,8 @@ urlpatterns = [
     path("web/session/logout/", web_session.log_out),
     path("graphql/", GraphQLView.as_view(schema=schema)),
     path("graphql", GraphQLView.as_view(schema=schema)),
+    path("livez", views.livez),
+    path("readyz", views.readyz),
     path("healthz", views.healthz),
     path("api/openapi.json", views.openapi_document),
     path("api/uploads/", views.upload_attachment),

@@ -1,4 +1,4 @@
-"""Plain Django views: the health check and the REST shim."""
+"""Plain Django views: the probes and the REST shim."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from chat import access, openapi, tokens
+from chat import access, lifecycle, openapi, tokens
 from chat.errors import (
     NUL_CHARACTER_MESSAGE,
     BadUserInput,
@@ -55,8 +55,16 @@ async def _check_channel_layer() -> None:
 
 
 @require_GET
-async def healthz(request):
-    """200 when the database and the channel layer answer, 503 with details otherwise."""
+async def livez(request):
+    """Liveness: the process and its event loop answer (no database, no Redis: a
+    backing service that blinks must not get every replica restarted)."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+async def readyz(request):
+    """Readiness: 200 when the database and the channel layer answer and the process
+    is not draining; 503 with the failed checks otherwise."""
     checks = {}
     for name, check in (("database", sync_to_async(_check_database)), ("channel_layer", _check_channel_layer)):
         try:
@@ -64,10 +72,13 @@ async def healthz(request):
             checks[name] = "ok"
         except Exception as error:  # noqa: BLE001 - reported, not raised
             checks[name] = f"error: {type(error).__name__}"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    checks["shutdown"] = "draining" if lifecycle.draining() else "ok"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+# The original health check, kept for the load balancers and scripts that use it.
+healthz = readyz
 
 
 @require_GET

@@ -21,7 +21,7 @@ from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from chat import realtime, tokens
+from chat import lifecycle, realtime, tokens
 from chat.errors import ChatError
 from chat.realtime import LightQueue
 from chat.services import presence
@@ -41,6 +41,8 @@ SLOW_CLIENT_CLOSE_CODE = 4429
 INVALID_MESSAGE_CLOSE_CODE = 4400
 # RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
+# RFC 6455 "Service Restart": this process is draining; reconnect (elsewhere) and resume.
+SERVICE_RESTART_CLOSE_CODE = 1012
 
 
 class GraphQLConsumer(GraphQLWSConsumer):
@@ -277,6 +279,15 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if chosen == GRAPHQL_WS_PROTOCOL:
             self._init_timer = asyncio.create_task(self._close_unless_initialised())
         await super().websocket_connect(message)
+        if self._socket_closed or self._close_sent:
+            return
+        # Open: the process's drain (chat/lifecycle.py) closes it for a restart.
+        lifecycle.register(self, self._close_for_restart)
+        if lifecycle.draining():  # the drain began during the handshake
+            await self._close_for_restart()
+
+    async def _close_for_restart(self) -> None:
+        await self._close_if_open(SERVICE_RESTART_CLOSE_CODE, "Server restarting; reconnect")
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.connection_init_wait_timeout.total_seconds())
@@ -285,6 +296,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     async def websocket_disconnect(self, message) -> None:
         self._socket_closed = True
+        lifecycle.unregister(self)
         if self._init_timer is not None:
             self._init_timer.cancel()
         await super().websocket_disconnect(message)
