@@ -274,6 +274,9 @@ PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT", 30)
 # Shutdown: on SIGTERM readiness fails at once, new sockets are refused and the open
 # ones are closed (1012) in batches over this many seconds; then the process exits.
 SHUTDOWN_DRAIN_SECONDS = float(os.environ.get("SHUTDOWN_DRAIN_SECONDS", "10"))
+# GET /metrics (Prometheus): with a token, scrapes send "Authorization: Bearer <token>";
+# without one only loopback clients are answered.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client

@@ -15,6 +15,7 @@ urlpatterns = [
     path("livez", views.livez),
     path("readyz", views.readyz),
     path("healthz", views.healthz),
+    path("metrics", views.metrics),
     path("api/openapi.json", views.openapi_document),
     path("api/uploads/", views.upload_attachment),
     path("api/rooms/<path:room_id>/messages/", views.post_message),

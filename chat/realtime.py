@@ -46,7 +46,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chat import access
+from chat import access, metrics
 from chat.cursors import decode_cursor, encode_cursor
 from chat.errors import NotFound
 from chat.events import EPHEMERAL_TYPE, EVENT_TYPE, NOTIFICATION_TYPE, event_message, room_group, user_group
@@ -319,6 +319,7 @@ class Hub:
             raise
         except Exception:
             logger.warning("channel layer failed; closing the process's real-time connections", exc_info=True)
+            metrics.channel_layer_failed("receive")
             await self._fail()
 
     async def _beat(self, channel: str) -> None:
@@ -338,6 +339,7 @@ class Hub:
             raise
         except Exception:
             logger.warning("channel layer heartbeat failed; closing the process's real-time connections", exc_info=True)
+            metrics.channel_layer_failed("heartbeat")
             await self._fail()
 
     async def dispatch(self, message: dict) -> None:
@@ -441,6 +443,7 @@ class RoomStream:
         try:
             if await self.sink.deliver(Delivery(message=message, cursor=encode_cursor(positions))):
                 self.positions[room] = seq
+                metrics.delivered("fast")
         except Exception:  # e.g. the socket went away: the normal path decides
             logger.warning("fast path failed; normal path", exc_info=True)
         finally:
@@ -503,6 +506,7 @@ class RoomStream:
             if not self.follows_membership:
                 self._done = True
         if self._wanted(message):
+            metrics.delivered("stream")
             yield delivery
 
     async def _fill(self, rooms: Iterable[int]) -> AsyncIterator[Delivery]:
@@ -607,6 +611,8 @@ class RoomStream:
                     async for delivery in self._track(room):
                         yield delivery
             behind = [room for room, seq in self.positions.items() if room not in joined or joined[room][1] > seq]
+            if behind:
+                metrics.gap_filled()
             async for delivery in self._fill(behind):
                 yield delivery
             for room in [room for room in self.positions if room not in joined]:
@@ -616,6 +622,8 @@ class RoomStream:
         else:
             latest = await database_sync_to_async(_last_seqs)(self.positions)
             behind = [room for room, seq in self.positions.items() if latest.get(room, seq) > seq]
+            if behind:
+                metrics.gap_filled()
             async for delivery in self._fill(behind):
                 yield delivery
             if self.positions:
@@ -654,6 +662,8 @@ class RoomStream:
                     # Replay from the cursor, never from before the user joined.
                     self.positions[room] = max(start.get(room, 0), joined_seq - 1, 0)
             async for delivery in self._fill(list(self.positions)):
+                if start is not None:
+                    metrics.replayed()
                 yield delivery
 
             # The process-wide checker wakes this subscription (CHECK_TYPE) when the
@@ -666,6 +676,7 @@ class RoomStream:
                 finally:
                     self._idle = False
                 if message is None:  # early events waited in vain: a real gap, fill it
+                    metrics.gap_filled()
                     async for delivery in self._fill(list(self._early or ())):
                         yield delivery
                 elif message.get("type") == EVENT_TYPE:
@@ -677,6 +688,7 @@ class RoomStream:
                 else:
                     delivery = self._on_ephemeral(message)
                     if delivery is not None:
+                        metrics.delivered("stream")
                         yield delivery
                 if self._early:
                     async for delivery in self._drain_early():

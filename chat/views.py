@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
+import ipaddress
 import logging
 import uuid
 from functools import wraps
@@ -15,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DatabaseError, connection
-from django.http import FileResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -79,6 +81,32 @@ async def readyz(request):
 
 # The original health check, kept for the load balancers and scripts that use it.
 healthz = readyz
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+@require_GET
+def metrics(request):
+    """``GET /metrics``: this process's metrics in Prometheus' text format. With
+    ``METRICS_TOKEN`` set a scrape sends ``Authorization: Bearer <token>``; without
+    it only loopback clients are answered (the address is ``REMOTE_ADDR``, which
+    daphne behind the proxy takes from ``X-Real-IP``, as everywhere else)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        allowed = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    else:
+        allowed = _loopback(request.META.get("REMOTE_ADDR"))
+    if not allowed:
+        return JsonResponse({"error": {"code": "FORBIDDEN", "message": "Not allowed to read the metrics."}}, status=403)
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET

@@ -21,7 +21,7 @@ from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from chat import lifecycle, realtime, tokens
+from chat import lifecycle, metrics, realtime, tokens
 from chat.errors import ChatError
 from chat.realtime import LightQueue
 from chat.services import presence
@@ -222,6 +222,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
                 if self._socket_closed or (task is not None and task.cancelling()):
                     raise
                 logger.warning("channel layer failed; closing the socket with 1013", exc_info=True)
+                metrics.channel_layer_failed("socket")
                 await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")
                 await asyncio.Event().wait()  # until the disconnect stops the consumer
 
@@ -238,7 +239,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def run(self, *args, **kwargs):
         try:
             return await super().run(*args, **kwargs)
-        except (DatabaseError, RedisError, OSError):
+        except (DatabaseError, RedisError, OSError) as error:
+            if isinstance(error, RedisError):
+                metrics.channel_layer_failed("socket")
             # e.g. the token lookup or a group_add at connection_init while a service is down
             logger.warning("websocket ended by a service failure; closing with 1013", exc_info=True)
             await self._close_if_open(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; try again")
@@ -267,6 +270,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._daphne_protocol = None
         self._init_timer: asyncio.Task | None = None
         self._revocation = None
+        self._counted = False  # in the open-connections gauge
+        self.graphql_protocol: str | None = None  # the subprotocol chosen at the handshake
         # Strawberry's asyncio.Queue, lighter (idle memory)
         strawberry_adapter.set_message_queue(self, LightQueue())
 
@@ -276,6 +281,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
             daphne_adapter.limit_incoming_frames(self._daphne_protocol, settings.WS_MAX_MESSAGE_BYTES)
         offered = self.scope.get("subprotocols") or []
         chosen = next((p for p in offered if p in self.protocols), None)
+        self.graphql_protocol = chosen
         if chosen == GRAPHQL_WS_PROTOCOL:
             self._init_timer = asyncio.create_task(self._close_unless_initialised())
         await super().websocket_connect(message)
@@ -283,6 +289,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
             return
         # Open: the process's drain (chat/lifecycle.py) closes it for a restart.
         lifecycle.register(self, self._close_for_restart)
+        metrics.connection_opened(chosen)
+        self._counted = True
         if lifecycle.draining():  # the drain began during the handshake
             await self._close_for_restart()
 
@@ -297,6 +305,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def websocket_disconnect(self, message) -> None:
         self._socket_closed = True
         lifecycle.unregister(self)
+        if self._counted:
+            self._counted = False
+            metrics.connection_closed(self.graphql_protocol)
         if self._init_timer is not None:
             self._init_timer.cancel()
         await super().websocket_disconnect(message)
@@ -313,6 +324,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if strawberry_adapter.queued_messages(self) >= settings.WS_MAX_QUEUED_MESSAGES:
             self._cut_off = True
             logger.warning("websocket inbound queue full (%d frames), closing 4429", settings.WS_MAX_QUEUED_MESSAGES)
+            metrics.slow_client_cut_off(self.graphql_protocol)
             await self.close(code=SLOW_CLIENT_CLOSE_CODE, reason="Too many messages queued")
             return
         if not self._init_received and text_data:
@@ -337,4 +349,5 @@ class GraphQLConsumer(GraphQLWSConsumer):
             )
             # The close frame queues behind the unread data; autobahn's close
             # handshake timeout then aborts the TCP connection, freeing the buffer.
+            metrics.slow_client_cut_off(self.graphql_protocol)
             await super().close(code=SLOW_CLIENT_CLOSE_CODE, reason="Not reading: too many unsent messages")
