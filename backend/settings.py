@@ -69,7 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "backend.logging.RequestLogMiddleware",  # outermost: one JSON line per request, full duration
+    "backend.logging.RequestIdMiddleware",  # outermost: every log line of the request carries its id
+    "backend.logging.RequestLogMiddleware",  # one JSON line per request, full duration
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -421,7 +422,7 @@ LOGGING = {
     "formatters": {
         "plain": {
             "()": "backend.logging.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
         "json": {"()": "backend.logging.JsonFormatter"},
     },

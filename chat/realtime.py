@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -277,8 +278,10 @@ class Hub:
                     if self.channel is None:
                         self.channel = await self.layer.new_channel()
                         self._silent_beats = 0
-                        self._task = self.loop.create_task(self._receive())
-                        self._heartbeat = self.loop.create_task(self._beat(self.channel))
+                        # Tasks of the whole process: not of the request that happened to start them
+                        # (an empty context: no request id on their log lines).
+                        self._task = self.loop.create_task(self._receive(), context=contextvars.Context())
+                        self._heartbeat = self.loop.create_task(self._beat(self.channel), context=contextvars.Context())
                     await self.layer.group_add(group, self.channel)
                     listeners = self.listeners[group] = {}
         listeners[listener] = None
@@ -750,7 +753,7 @@ class Checker:
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.loop is not loop:
             self.loop = loop
-            self.task = loop.create_task(self.run())
+            self.task = loop.create_task(self.run(), context=contextvars.Context())
 
     def unregister(self, stream: RoomStream) -> None:
         self.streams.discard(stream)

@@ -21,7 +21,7 @@ from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from chat import lifecycle, metrics, realtime, tokens
+from chat import lifecycle, metrics, realtime, request_id, tokens
 from chat.errors import ChatError
 from chat.realtime import LightQueue
 from chat.services import presence
@@ -276,6 +276,12 @@ class GraphQLConsumer(GraphQLWSConsumer):
         strawberry_adapter.set_message_queue(self, LightQueue())
 
     async def websocket_connect(self, message) -> None:
+        # The connection's id for its log lines and errors (the handshake's sane
+        # X-Request-ID, else a new one): bound first, so that the protocol handler's
+        # and the operations' tasks, started later from this one, inherit it.
+        headers = dict(self.scope.get("headers") or [])
+        self.request_id = request_id.accept(headers.get(b"x-request-id", b"").decode("latin1"))
+        request_id.bind(self.request_id)
         self._daphne_protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
         if self._daphne_protocol is not None:
             daphne_adapter.limit_incoming_frames(self._daphne_protocol, settings.WS_MAX_MESSAGE_BYTES)
