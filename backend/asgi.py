@@ -9,7 +9,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
-from django.core.asgi import get_asgi_application
+from backend import tracing
+
+tracing.configure()  # OTEL_* set: before the handler below loads the middleware
+
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # sets up Django before the imports below
 

@@ -278,6 +278,17 @@ SHUTDOWN_DRAIN_SECONDS = float(os.environ.get("SHUTDOWN_DRAIN_SECONDS", "10"))
 # GET /metrics (Prometheus): with a token, scrapes send "Authorization: Bearer <token>";
 # without one only loopback clients are answered.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# OpenTelemetry tracing (backend/tracing.py): on when an exporter is named or an OTLP
+# endpoint is set; the SDK reads its other OTEL_* variables itself.
+OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
+OTEL_TRACES_EXPORTER = os.environ.get("OTEL_TRACES_EXPORTER", "")
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "") or "chat-backend"
+TRACING_ENABLED = not OTEL_SDK_DISABLED and (
+    OTEL_TRACES_EXPORTER.strip().lower() not in ("", "none")
+    or bool(OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+)
 PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client
