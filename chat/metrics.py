@@ -46,9 +46,12 @@ OPERATION_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-for _protocol in PROTOCOLS:  # every protocol's gauges exist from the start, at 0
+for _protocol in PROTOCOLS:  # every protocol's series exist from the start, at 0
     OPEN_CONNECTIONS.labels(_protocol)
     OPEN_SUBSCRIPTIONS.labels(_protocol)
+    SLOW_CLIENT_CUTOFFS.labels(_protocol)
+for _path in ("fast", "stream"):
+    DELIVERIES.labels(_path)
 
 _names: set[str] = set()
 _names_lock = threading.Lock()
