@@ -68,6 +68,13 @@ def status(port: int, path: str) -> int:
         return error.code
 
 
+async def exit_time(process, loop) -> float:
+    """When ``process`` exits (polled every 20 ms, whatever else the test is waiting for)."""
+    while process.poll() is None:
+        await asyncio.sleep(0.02)
+    return loop.time()
+
+
 def test_sigterm_drains_subscribers_to_the_other_process(two_servers, alice, bob):
     room = room_services.create_room(alice, "lobby")
     room_services.join_room(bob, room.pk)
@@ -76,7 +83,7 @@ def test_sigterm_drains_subscribers_to_the_other_process(two_servers, alice, bob
 
 async def drain_scenario(servers, room_id: str, room_pk: int, alice_token: str, bob_token: str) -> None:
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     a, b = servers
     loop = asyncio.get_running_loop()
@@ -139,12 +146,16 @@ async def drain_scenario(servers, room_id: str, room_pk: int, alice_token: str, 
         await send(f"m{len(sent)}")
     terminated_at = loop.time()
     a.process.send_signal(signal.SIGTERM)
+    exited = asyncio.create_task(exit_time(a.process, loop))
     readiness = await asyncio.to_thread(status, a.port, "/readyz")
     assert readiness == 503, readiness
+    with pytest.raises(InvalidStatus) as refused:  # new sockets go elsewhere
+        await open_subscription(a.port, None)
+    assert refused.value.response.status_code == 403
     while a.process.poll() is None and loop.time() < terminated_at + DRAIN_SECONDS + EXIT_MARGIN + 2:
         await send(f"m{len(sent)}")
-    exited_after = loop.time() - terminated_at
     assert a.process.poll() is not None, "A did not exit by itself"
+    exited_after = await exited - terminated_at
     assert exited_after < DRAIN_SECONDS + EXIT_MARGIN, exited_after
     for _ in range(5):
         await send(f"m{len(sent)}")

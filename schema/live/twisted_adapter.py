@@ -53,10 +53,15 @@ def when_running(callback) -> None:
 
 
 def on_signal(signum: int, callback) -> None:
-    """Replace the reactor's handler of ``signum``: ``callback()`` runs in the reactor's loop."""
+    """Replace the reactor's handler of ``signum``: ``callback()`` runs in the reactor's loop.
+    Only from the main thread (the autoreloading ``runserver`` runs its reactor in
+    another thread, where signals cannot be handled: it keeps Twisted's behaviour)."""
     import signal
+    import threading
 
     reactor = _running_reactor()
+    if threading.current_thread() is not threading.main_thread():
+        return
     signal.signal(signum, lambda number, frame: reactor.callFromThread(callback))
 
 
