@@ -9,7 +9,11 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
-from django.core.asgi import get_asgi_application
+from backend import tracing
+
+tracing.configure()  # OTEL_* set: before the handler below loads the middleware
+
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # sets up Django before the imports below
 
@@ -17,12 +21,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from schema import schema  # noqa: E402
+from schema.live import drain  # noqa: E402
 from schema.live.consumer import GraphQLConsumer  # noqa: E402
 from schema.live.http_stream import with_send_in_scope  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": with_send_in_scope(django_asgi_app),
-        "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
-    }
+# SIGTERM drains the process before it stops (docs/operations.md#shutdown-and-drain).
+application = drain.DrainGate(
+    ProtocolTypeRouter(
+        {
+            "http": with_send_in_scope(django_asgi_app),
+            "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
+        }
+    )
 )
+drain.install()

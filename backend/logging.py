@@ -12,6 +12,10 @@
   duration, user id, client address and the GraphQL operations it carried
   (name, type, error codes; recorded by ``schema.operation_log.OperationLog``,
   which also logs each WebSocket operation on ``chat.operation``).
+- ``RequestIdMiddleware`` gives each HTTP request an id (the client's sane
+  ``X-Request-ID`` or a new one, echoed in the response header); both formatters
+  put the current id (chat/request_id.py) on every line, WebSocket connections
+  included (schema/live/consumer.py binds one per connection).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.utils.functional import empty
+
+from chat import request_id
 
 REDACTED = "[REDACTED]"
 
@@ -110,10 +116,15 @@ class RedactSecretsFilter(logging.Filter):
         return True
 
 
+NO_REQUEST = "-"
+
+
 class RedactingFormatter(logging.Formatter):
-    """The plain text formatter, without secrets (tracebacks included)."""
+    """The plain text formatter, without secrets (tracebacks included); ``%(request_id)s``
+    is the id of the request or connection being served (``-`` outside one)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        record.request_id = request_id.current() or NO_REQUEST
         return redact(super().format(record))
 
 
@@ -126,6 +137,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),
+            "request_id": request_id.current(),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -136,6 +148,47 @@ class JsonFormatter(logging.Formatter):
 
 
 request_logger = logging.getLogger("chat.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class RequestIdMiddleware:
+    """Binds the request's id (the client's ``X-Request-ID`` if sane, else a new one)
+    for everything that serves it, and echoes it in the response's ``X-Request-ID``
+    (outermost middleware: every log line of the request carries it)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token = self._bind(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id.unbind(token)
+        response[REQUEST_ID_HEADER] = request.request_id
+        return response
+
+    async def _acall(self, request):
+        token = self._bind(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            request_id.unbind(token)
+        response[REQUEST_ID_HEADER] = request.request_id
+        return response
+
+    @staticmethod
+    def _bind(request):
+        request.request_id = request_id.accept(request.headers.get(REQUEST_ID_HEADER))
+        return request_id.bind(request.request_id)
 
 
 def _client_address(request) -> str | None:

@@ -69,7 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "backend.logging.RequestLogMiddleware",  # outermost: one JSON line per request, full duration
+    "backend.logging.RequestIdMiddleware",  # outermost: every log line of the request carries its id
+    "backend.logging.RequestLogMiddleware",  # one JSON line per request, full duration
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -271,6 +272,23 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
 REALTIME_CHECK_INTERVAL = float(os.environ.get("REALTIME_CHECK_INTERVAL", "5"))
 REALTIME_REORDER_WAIT = float(os.environ.get("REALTIME_REORDER_WAIT", "0.2"))
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT", 30)
+# Shutdown: on SIGTERM readiness fails at once, new sockets are refused and the open
+# ones are closed (1012) in batches over this many seconds; then the process exits.
+SHUTDOWN_DRAIN_SECONDS = float(os.environ.get("SHUTDOWN_DRAIN_SECONDS", "10"))
+# GET /metrics (Prometheus): with a token, scrapes send "Authorization: Bearer <token>";
+# without one only loopback clients are answered.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# OpenTelemetry tracing (backend/tracing.py): on when an exporter is named or an OTLP
+# endpoint is set; the SDK reads its other OTEL_* variables itself.
+OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
+OTEL_TRACES_EXPORTER = os.environ.get("OTEL_TRACES_EXPORTER", "")
+OTEL_EXPORTER_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "") or "chat-backend"
+TRACING_ENABLED = not OTEL_SDK_DISABLED and (
+    OTEL_TRACES_EXPORTER.strip().lower() not in ("", "none")
+    or bool(OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+)
 PRESENCE_TTL = env_int("PRESENCE_TTL", 90)
 
 # Rate limits: action -> (attempts, window in seconds), per user (per client
@@ -400,7 +418,7 @@ SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^(healthz|livez|readyz|metrics)$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -415,7 +433,7 @@ LOGGING = {
     "formatters": {
         "plain": {
             "()": "backend.logging.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
         "json": {"()": "backend.logging.JsonFormatter"},
     },

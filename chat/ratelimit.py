@@ -12,6 +12,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from chat import metrics
 from chat.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,13 @@ def hit(key: str, limit: int, window: int) -> None:
     except Exception:  # noqa: BLE001 - see _unavailable
         return _unavailable(key)
     if count > limit:
+        metrics.rate_limited(_action(key))
         raise RateLimited(retry_after=max(retry_after, 1))
+
+
+def _action(key: str) -> str:
+    # Keys are built by the code (``action:actor...``), so their first part is a bounded label.
+    return key.split(":", 1)[0]
 
 
 def throttle(action: str, actor) -> None:
@@ -77,6 +84,7 @@ def check(key: str, limit: int, window: int) -> None:
     except Exception:  # noqa: BLE001 - see _unavailable
         return _unavailable(key)
     if count >= limit:
+        metrics.rate_limited(_action(key))
         raise RateLimited(retry_after=max(retry_after, 1))
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -46,7 +47,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from chat import access
+from chat import access, metrics
 from chat.cursors import decode_cursor, encode_cursor
 from chat.errors import NotFound
 from chat.events import EPHEMERAL_TYPE, EVENT_TYPE, NOTIFICATION_TYPE, event_message, room_group, user_group
@@ -320,8 +321,10 @@ class Hub:
                     if self.channel is None:
                         self.channel = await self.layer.new_channel()
                         self._silent_beats = 0
-                        self._task = self.loop.create_task(self._receive())
-                        self._heartbeat = self.loop.create_task(self._beat(self.channel))
+                        # Tasks of the whole process: not of the request that happened to start them
+                        # (an empty context: no request id on their log lines).
+                        self._task = self.loop.create_task(self._receive(), context=contextvars.Context())
+                        self._heartbeat = self.loop.create_task(self._beat(self.channel), context=contextvars.Context())
                     await self.layer.group_add(group, self.channel)
                     listeners = self.listeners[group] = {}
         listeners[listener] = None
@@ -362,6 +365,7 @@ class Hub:
             raise
         except Exception:
             logger.warning("channel layer failed; closing the process's real-time connections", exc_info=True)
+            metrics.channel_layer_failed("receive")
             await self._fail()
 
     async def _beat(self, channel: str) -> None:
@@ -381,6 +385,7 @@ class Hub:
             raise
         except Exception:
             logger.warning("channel layer heartbeat failed; closing the process's real-time connections", exc_info=True)
+            metrics.channel_layer_failed("heartbeat")
             await self._fail()
 
     async def dispatch(self, message: dict) -> None:
@@ -490,6 +495,7 @@ class RoomStream:
         try:
             if await self.sink.deliver(Delivery(message=message, cursor=encode_cursor(positions))):
                 self.positions[room] = seq
+                metrics.delivered("fast")
         except Exception:  # e.g. the socket went away: the normal path decides
             logger.warning("fast path failed; normal path", exc_info=True)
         finally:
@@ -552,6 +558,7 @@ class RoomStream:
             if not self.follows_membership:
                 self._done = True
         if self._wanted(message):
+            metrics.delivered("stream")
             yield delivery
 
     async def _fill(self, rooms: Iterable[int]) -> AsyncIterator[Delivery]:
@@ -656,6 +663,8 @@ class RoomStream:
                     async for delivery in self._track(room):
                         yield delivery
             behind = [room for room, seq in self.positions.items() if room not in joined or joined[room][1] > seq]
+            if behind:
+                metrics.gap_filled()
             async for delivery in self._fill(behind):
                 yield delivery
             for room in [room for room in self.positions if room not in joined]:
@@ -665,6 +674,8 @@ class RoomStream:
         else:
             latest = await database_sync_to_async(_last_seqs)(self.positions)
             behind = [room for room, seq in self.positions.items() if latest.get(room, seq) > seq]
+            if behind:
+                metrics.gap_filled()
             async for delivery in self._fill(behind):
                 yield delivery
             if self.positions:
@@ -703,6 +714,8 @@ class RoomStream:
                     # Replay from the cursor, never from before the user joined.
                     self.positions[room] = max(start.get(room, 0), joined_seq - 1, 0)
             async for delivery in self._fill(list(self.positions)):
+                if start is not None:
+                    metrics.replayed()
                 yield delivery
 
             # The process-wide checker wakes this subscription (CHECK_TYPE) when the
@@ -722,6 +735,7 @@ class RoomStream:
                 finally:
                     self._idle = False
                 if message is None:  # early events waited in vain: a real gap, fill it
+                    metrics.gap_filled()
                     async for delivery in self._fill(list(self._early or ())):
                         yield delivery
                 elif message.get("type") == EVENT_TYPE:
@@ -733,6 +747,7 @@ class RoomStream:
                 else:
                     delivery = self._on_ephemeral(message)
                     if delivery is not None:
+                        metrics.delivered("stream")
                         yield delivery
                 if self._early:
                     async for delivery in self._drain_early():
@@ -844,7 +859,7 @@ class Checker:
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.loop is not loop:
             self.loop = loop
-            self.task = loop.create_task(self.run())
+            self.task = loop.create_task(self.run(), context=contextvars.Context())
 
     def unregister(self, stream: RoomStream) -> None:
         self.streams.discard(stream)

@@ -1,10 +1,12 @@
-"""Plain Django views: the health check and the REST shim."""
+"""Plain Django views: the probes and the REST shim."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import hmac
+import ipaddress
 import logging
 import uuid
 from functools import wraps
@@ -15,12 +17,12 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DatabaseError, connection
-from django.http import FileResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from chat import access, openapi, tokens
+from chat import access, lifecycle, openapi, tokens
 from chat.errors import (
     NUL_CHARACTER_MESSAGE,
     BadUserInput,
@@ -55,8 +57,16 @@ async def _check_channel_layer() -> None:
 
 
 @require_GET
-async def healthz(request):
-    """200 when the database and the channel layer answer, 503 with details otherwise."""
+async def livez(request):
+    """Liveness: the process and its event loop answer (no database, no Redis: a
+    backing service that blinks must not get every replica restarted)."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+async def readyz(request):
+    """Readiness: 200 when the database and the channel layer answer and the process
+    is not draining; 503 with the failed checks otherwise."""
     checks = {}
     for name, check in (("database", sync_to_async(_check_database)), ("channel_layer", _check_channel_layer)):
         try:
@@ -64,10 +74,39 @@ async def healthz(request):
             checks[name] = "ok"
         except Exception as error:  # noqa: BLE001 - reported, not raised
             checks[name] = f"error: {type(error).__name__}"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    checks["shutdown"] = "draining" if lifecycle.draining() else "ok"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+# The original health check, kept for the load balancers and scripts that use it.
+healthz = readyz
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+@require_GET
+def metrics(request):
+    """``GET /metrics``: this process's metrics in Prometheus' text format. With
+    ``METRICS_TOKEN`` set a scrape sends ``Authorization: Bearer <token>``; without
+    it only loopback clients are answered (the address is ``REMOTE_ADDR``, which
+    daphne behind the proxy takes from ``X-Real-IP``, as everywhere else)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        allowed = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    else:
+        allowed = _loopback(request.META.get("REMOTE_ADDR"))
+    if not allowed:
+        return JsonResponse({"error": {"code": "FORBIDDEN", "message": "Not allowed to read the metrics."}}, status=403)
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET

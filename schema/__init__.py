@@ -85,6 +85,10 @@ def extensions() -> list:
     result = [OperationLog, *limit_extensions(), TrustedDocumentsOnly, CostLimit, TypedErrors, QuerySetOptimizer]
     if not settings.GRAPHQL_INTROSPECTION:
         result.append(DisableIntrospection)
+    if settings.TRACING_ENABLED:  # outermost: its operation span covers the others' work
+        from schema.tracing import GraphQLTracing
+
+        result.insert(0, GraphQLTracing)
     return result
 
 

@@ -4,7 +4,9 @@ Domain errors keep their message and code; Django's validation, permission and
 lookup errors map to ``BAD_USER_INPUT``, ``FORBIDDEN`` and ``NOT_FOUND``; a
 database that is down becomes ``SERVICE_UNAVAILABLE``. Anything else is logged
 with its traceback and answered as an opaque ``INTERNAL_SERVER_ERROR``: a
-client never sees a stack trace or an internal message.
+client never sees a stack trace or an internal message. Every error carries the
+id of the request (or WebSocket connection) in ``extensions.requestId``, the
+id its log lines carry.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
 
+from chat import request_id
 from chat.errors import (
     NUL_CHARACTER_MESSAGE,
     BadUserInput,
@@ -72,12 +75,19 @@ class TypedErrors(MaskErrors):
         super().__init__(should_mask_error=lambda error: True)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        typed = self._typed(error)
+        current = request_id.current()
+        if current is None:
+            return typed
+        return reworded(typed, typed.message, {**(typed.extensions or {}), "requestId": current})
+
+    def _typed(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if original is None:  # syntax, validation, limits, variables: safe, given a code (schema/limits.py)
             pre_execution = any(error is e for e in self.execution_context.pre_execution_errors or ())
             return with_code(error, pre_execution)
         if isinstance(original, GraphQLError):  # e.g. a malformed global ID
-            return with_code(original, False) if original.original_error is None else self.anonymise_error(original)
+            return with_code(original, False) if original.original_error is None else self._typed(original)
         chat_error = as_chat_error(original)
         if chat_error is None and not error.path:
             # No path: raised while coercing the variables (a scalar's parse_value), before

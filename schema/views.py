@@ -31,7 +31,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
-from chat import tokens
+from chat import request_id, tokens
 from chat.errors import ChatError, ServiceUnavailable
 from schema import persisted
 from schema.context import ChatContext
@@ -301,7 +301,10 @@ class GraphQLView(AsyncGraphQLView):
         except persisted.PersistedQueryError as caught:
             status, message, code = caught.status, caught.message, caught.code
         media_type = negotiate_media_type(request.headers.get("Accept"))
-        error = StrawberryGraphQLError(message, extensions={"code": code or "BAD_REQUEST"})
+        extensions = {"code": code or "BAD_REQUEST"}
+        if request_id.current() is not None:
+            extensions["requestId"] = request_id.current()
+        error = StrawberryGraphQLError(message, extensions=extensions)
         body = self.encode_json({"errors": [error.formatted]})
         response = HttpResponse(body, status=status, content_type=f"{media_type}; charset=utf-8")
         if request.method == "GET":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -13,6 +14,13 @@ from channels.testing import WebsocketCommunicator
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chat import realtime, tokens
+
+
+def without_request_id(extensions: dict) -> dict:
+    """An error's ``extensions`` without its ``requestId``, which must be there: the
+    id of the request (or WebSocket connection) the error belongs to."""
+    assert re.fullmatch(r"[0-9a-f]{32}", extensions.get("requestId") or ""), extensions
+    return {key: value for key, value in extensions.items() if key != "requestId"}
 
 
 def token_for(user) -> str:

@@ -188,7 +188,10 @@ class TestHealth:
     def test_ok_when_database_and_layer_answer(self, db):
         response = Client().get("/healthz")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "channel_layer": "ok"}}
+        assert response.json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "channel_layer": "ok", "shutdown": "ok"},
+        }
 
     def test_503_when_the_database_is_down(self, db, monkeypatch):
         from django.db import OperationalError
@@ -203,7 +206,7 @@ class TestHealth:
         assert response.status_code == 503
         assert response.json() == {
             "status": "unavailable",
-            "checks": {"database": "error: OperationalError", "channel_layer": "ok"},
+            "checks": {"database": "error: OperationalError", "channel_layer": "ok", "shutdown": "ok"},
         }
 
 

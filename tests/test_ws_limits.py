@@ -18,6 +18,7 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from prometheus_client import REGISTRY
 
 from tests.clients import WSClient, token_for
 from tests.live import daphne, server_env
@@ -394,10 +395,12 @@ class TestInboundQueue:
         client = WSClient(protocol=protocol)
         await client.connect(init=False)
         await client.send({"type": "connection_init", "payload": {"authToken": await sync_to_async(token_for)(alice)}})
+        cut_offs = REGISTRY.get_sample_value("chat_slow_client_cutoffs_total", {"protocol": protocol})
         for _ in range(50):
             await client.send({"type": "ping"})  # harmless alone: a pong, or ignored by the legacy protocol
             await asyncio.sleep(0.005)
         assert await client.receive_close() == 4429
+        assert REGISTRY.get_sample_value("chat_slow_client_cutoffs_total", {"protocol": protocol}) == cut_offs + 1
 
     async def test_under_the_limit_every_frame_is_handled(self, settings, alice):
         settings.WS_MAX_QUEUED_MESSAGES = 10

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import access, events, ratelimit
+from chat import access, events, metrics, ratelimit
 from chat.errors import BadUserInput, Forbidden, NotFound, RateLimited
 from chat.models import Ban, Block, Event, Invite, Membership, Message, Mute, Report, Room, User
 from chat.services.rooms import _ensure_room_has_space, _join, _remove, _require_group, parse_id
@@ -286,6 +286,7 @@ def check_slow_mode(room: Room, membership: Membership) -> None:
     )
     if last is not None:
         wait = max(1, math.ceil((last + timedelta(seconds=interval) - timezone.now()).total_seconds()))
+        metrics.rate_limited("slow_mode")
         raise RateLimited(
             retry_after=wait,
             message=f"Slow mode: one message every {interval} seconds in this room; retry in {wait} seconds.",

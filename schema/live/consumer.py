@@ -23,7 +23,7 @@ from strawberry.channels import GraphQLWSConsumer
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_WS_PROTOCOL
 
-from chat import realtime, tokens
+from chat import lifecycle, metrics, realtime, request_id, tokens
 from chat.errors import ChatError, ServiceUnavailable
 from chat.realtime import LightQueue
 from chat.services import presence
@@ -44,6 +44,8 @@ SLOW_CLIENT_CLOSE_CODE = 4429
 INVALID_MESSAGE_CLOSE_CODE = 4400
 # RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
+# RFC 6455 "Service Restart": this process is draining; reconnect (elsewhere) and resume.
+SERVICE_RESTART_CLOSE_CODE = 1012
 
 
 @contextlib.asynccontextmanager
@@ -230,7 +232,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def run(self, *args, **kwargs):
         try:
             return await super().run(*args, **kwargs)
-        except (DatabaseError, RedisError, OSError):
+        except (DatabaseError, RedisError, OSError) as error:
+            if isinstance(error, RedisError):
+                metrics.channel_layer_failed("socket")
             # e.g. the token lookup or a group_add at connection_init while a service is down
             logger.warning("websocket ended by a service failure; closing with 1013", exc_info=True)
             await self._close_if_open(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; try again")
@@ -272,18 +276,38 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._presence_user = None
         # This socket in the presence counts (chat/services/presence.py), unique across processes.
         self.socket_id = uuid.uuid4().hex
+        self._counted = False  # in the open-connections gauge
+        self.graphql_protocol: str | None = None  # the subprotocol chosen at the handshake
         # Strawberry's asyncio.Queue, lighter (idle memory)
         strawberry_adapter.set_message_queue(self, LightQueue())
 
     async def websocket_connect(self, message) -> None:
+        # The connection's id for its log lines and errors (the handshake's sane
+        # X-Request-ID, else a new one): bound first, so that the protocol handler's
+        # and the operations' tasks, started later from this one, inherit it.
+        headers = dict(self.scope.get("headers") or [])
+        self.request_id = request_id.accept(headers.get(b"x-request-id", b"").decode("latin1"))
+        request_id.bind(self.request_id)
         self._daphne_protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
         if self._daphne_protocol is not None:
             daphne_adapter.limit_incoming_frames(self._daphne_protocol, settings.WS_MAX_MESSAGE_BYTES)
         offered = self.scope.get("subprotocols") or []
         chosen = next((p for p in offered if p in self.protocols), None)
+        self.graphql_protocol = chosen
         if chosen == GRAPHQL_WS_PROTOCOL:
             self._init_timer = asyncio.create_task(self._close_unless_initialised())
         await super().websocket_connect(message)
+        if self._socket_closed or self._close_sent:
+            return
+        # Open: the process's drain (chat/lifecycle.py) closes it for a restart.
+        lifecycle.register(self, self._close_for_restart)
+        metrics.connection_opened(chosen)
+        self._counted = True
+        if lifecycle.draining():  # the drain began during the handshake
+            await self._close_for_restart()
+
+    async def _close_for_restart(self) -> None:
+        await self._close_if_open(SERVICE_RESTART_CLOSE_CODE, "Server restarting; reconnect")
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.connection_init_wait_timeout.total_seconds())
@@ -292,6 +316,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     async def websocket_disconnect(self, message) -> None:
         self._socket_closed = True
+        lifecycle.unregister(self)
+        if self._counted:
+            self._counted = False
+            metrics.connection_closed(self.graphql_protocol)
         if self._init_timer is not None:
             self._init_timer.cancel()
         await super().websocket_disconnect(message)
@@ -308,6 +336,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if strawberry_adapter.queued_messages(self) >= settings.WS_MAX_QUEUED_MESSAGES:
             self._cut_off = True
             logger.warning("websocket inbound queue full (%d frames), closing 4429", settings.WS_MAX_QUEUED_MESSAGES)
+            metrics.slow_client_cut_off(self.graphql_protocol)
             await self.close(code=SLOW_CLIENT_CLOSE_CODE, reason="Too many messages queued")
             return
         if not self._init_received and text_data:
@@ -332,4 +361,5 @@ class GraphQLConsumer(GraphQLWSConsumer):
             )
             # The close frame queues behind the unread data; autobahn's close
             # handshake timeout then aborts the TCP connection, freeing the buffer.
+            metrics.slow_client_cut_off(self.graphql_protocol)
             await super().close(code=SLOW_CLIENT_CLOSE_CODE, reason="Not reading: too many unsent messages")

@@ -27,7 +27,7 @@ import weakref
 from graphql import ExecutionResult, GraphQLError, execute_subscription_event
 from strawberry.types import Info
 
-from chat import redaction
+from chat import metrics, redaction
 from chat.errors import ServiceUnavailable
 from chat.realtime import Delivery, Idle
 from schema.errors import TypedErrors, as_chat_error
@@ -66,7 +66,7 @@ class FastPath:
     """Delivers stored events to one subscription operation of one socket as
     shared frames."""
 
-    __slots__ = ("consumer", "field", "handler", "operation_id", "prefix", "renderer", "signature")
+    __slots__ = ("consumer", "counted", "field", "handler", "operation_id", "prefix", "renderer", "signature")
 
     # Takes over its subscription once it is live (chat.realtime.DrivingSink).
     drives = True
@@ -74,6 +74,7 @@ class FastPath:
     def __init__(self, consumer, handler, operation_id: str, prefix: str, signature: tuple, executor, field: str):
         self.consumer = consumer
         self.field = field  # the subscription field's response key, the path of its errors
+        self.counted = False  # in the open-subscriptions gauge since the take-over
         self.handler = handler
         self.operation_id = operation_id
         self.prefix = prefix
@@ -162,7 +163,21 @@ class FastPath:
         """Own the subscription from now on (its resolver returns): Strawberry's
         operation task, generators and extension state go; the engine resumes the
         subscription only when something arrives for it."""
-        return strawberry_adapter.take_over(self.handler, self.operation_id, idle.stop)
+
+        async def stop() -> None:
+            await idle.stop()
+            self._ended()
+
+        if not strawberry_adapter.take_over(self.handler, self.operation_id, stop):
+            return False
+        metrics.subscription_handed_over()
+        self.counted = True
+        return True
+
+    def _ended(self) -> None:
+        if self.counted:
+            self.counted = False
+            metrics.subscription_closed(getattr(self.consumer, "graphql_protocol", None))
 
     async def send(self, delivery: Delivery) -> None:
         """Write any delivery: shared when it can be, else executed for this subscriber
@@ -176,6 +191,7 @@ class FastPath:
         await self._send_payload(payload)
 
     async def complete(self) -> None:
+        self._ended()
         await strawberry_adapter.complete_taken_over(self.handler, self.operation_id)
 
     async def fail(self, error: Exception) -> None:
@@ -185,7 +201,7 @@ class FastPath:
         (schema.live.consumer.service_failures_close_the_socket). Anything else: an
         error result, then the end, as Strawberry ends a subscription whose source raised."""
         if isinstance(as_chat_error(error), ServiceUnavailable):
-            await self.consumer.try_again_later(wait=False)
+            await self.consumer.try_again_later(wait=False)  # the disconnect stops the operation
         elif self._open():
             located = GraphQLError(str(error), path=[self.field], original_error=error)
             await self._send_payload({"data": None, "errors": typed_errors([located])})

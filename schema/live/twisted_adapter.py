@@ -31,3 +31,41 @@ def unsent_bytes(protocol: Any) -> int:
             total += sum(len(chunk) for chunk in app_buffer)
         transport = own.get("transport")
     return total
+
+
+# --- The reactor: daphne runs on Twisted's asyncio reactor and installs its own
+# SIGTERM handler (stop at once) when the reactor starts. Only Twisted's public API
+# is used here; the reactor is looked up, never installed (outside daphne there is
+# none and these do nothing).
+
+
+def _running_reactor() -> Any | None:
+    import sys
+
+    return sys.modules.get("twisted.internet.reactor")
+
+
+def when_running(callback) -> None:
+    """Call ``callback`` once the reactor runs (after Twisted installed its signal handlers)."""
+    reactor = _running_reactor()
+    if reactor is not None:
+        reactor.callWhenRunning(callback)
+
+
+def on_signal(signum: int, callback) -> None:
+    """Replace the reactor's handler of ``signum``: ``callback()`` runs in the reactor's loop.
+    Only from the main thread (the autoreloading ``runserver`` runs its reactor in
+    another thread, where signals cannot be handled: it keeps Twisted's behaviour)."""
+    import signal
+    import threading
+
+    reactor = _running_reactor()
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signum, lambda number, frame: reactor.callFromThread(callback))
+
+
+def stop_reactor() -> None:
+    reactor = _running_reactor()
+    if reactor is not None and reactor.running:
+        reactor.stop()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from chat import tokens
 from chat.models import Message, RefreshToken, Room, User
 from chat.services import accounts
-from tests.clients import GraphQLClient
+from tests.clients import GraphQLClient, without_request_id
 
 AUTH_FIELDS = "token refreshToken payload refreshExpiresIn user { id username displayName email }"
 
@@ -194,7 +194,9 @@ class TestTokenAuth:
         unknown = login(gql, "nobody", PASSWORD)
         assert code(wrong) == code(unknown) == "BAD_USER_INPUT"
         assert wrong["errors"][0]["message"] == unknown["errors"][0]["message"] == "Please enter valid credentials."
-        assert wrong["errors"][0]["extensions"] == unknown["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT"}
+        extensions = [body["errors"][0]["extensions"] for body in (wrong, unknown)]
+        assert [without_request_id(e) for e in extensions] == [{"code": "BAD_USER_INPUT"}] * 2
+        assert extensions[0]["requestId"] != extensions[1]["requestId"]
         assert RefreshToken.objects.count() == 0
 
     def test_inactive_user_cannot_log_in(self, gql, alice):

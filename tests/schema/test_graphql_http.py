@@ -94,15 +94,27 @@ class TestGraphQLResponseJson:
         response = post(client, "{not json", GRAPHQL_RESPONSE)
         assert response.status_code == 400
         assert media_type(response) == GRAPHQL_RESPONSE
+        request_id = response["X-Request-ID"]
         assert response.json() == {
-            "errors": [{"message": "Unable to parse request body as JSON", "extensions": {"code": "BAD_REQUEST"}}]
+            "errors": [
+                {
+                    "message": "Unable to parse request body as JSON",
+                    "extensions": {"code": "BAD_REQUEST", "requestId": request_id},
+                }
+            ]
         }
 
     def test_a_missing_query_is_400(self, client):
         response = post(client, {"variables": {}}, GRAPHQL_RESPONSE)
         assert response.status_code == 400
+        request_id = response["X-Request-ID"]
         assert response.json() == {
-            "errors": [{"message": "No GraphQL query found in the request", "extensions": {"code": "BAD_REQUEST"}}]
+            "errors": [
+                {
+                    "message": "No GraphQL query found in the request",
+                    "extensions": {"code": "BAD_REQUEST", "requestId": request_id},
+                }
+            ]
         }
 
     def test_a_mutation_over_get_is_refused(self, client):

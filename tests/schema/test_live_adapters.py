@@ -215,3 +215,25 @@ class TestTwisted:
         protocol = Protocol()
         protocol.transport = transport
         assert twisted_adapter.unsent_bytes(protocol) == 67 + (3 if tls else 0)
+
+    def test_daphne_stops_on_sigterm_through_twisteds_handlers(self):
+        # The drain (schema/live/drain.py) replaces the SIGTERM handler Twisted
+        # installs when the reactor starts: daphne must still let Twisted install
+        # them (else SIGTERM would not reach us the same way), and Twisted must
+        # install them during startup, before callWhenRunning's callbacks run.
+        from twisted.internet import base
+
+        assert "installSignalHandlers=self.signal_handlers" in inspect.getsource(Server.run)
+        assert "self._signals.install()" in inspect.getsource(base.ReactorBase._reallyStartRunning)
+        assert "addSystemEventTrigger" in inspect.getsource(base.ReactorBase.callWhenRunning)
+        for name in ("callWhenRunning", "callFromThread", "stop"):
+            assert callable(getattr(base.ReactorBase, name))
+
+    def test_reactor_helpers_do_nothing_without_a_reactor(self, monkeypatch):
+        import sys
+
+        monkeypatch.delitem(sys.modules, "twisted.internet.reactor", raising=False)
+        called = []
+        twisted_adapter.when_running(lambda: called.append(1))
+        twisted_adapter.stop_reactor()
+        assert called == []

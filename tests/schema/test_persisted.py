@@ -60,9 +60,8 @@ class TestAutomaticPersistedQueries:
         response = post({"extensions": persisted(sha(ME))}, user=alice)
 
         assert response.status_code == 200
-        assert response.json() == {
-            "errors": [{"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}]
-        }
+        extensions = {"code": "PERSISTED_QUERY_NOT_FOUND", "requestId": response["X-Request-ID"]}
+        assert response.json() == {"errors": [{"message": "PersistedQueryNotFound", "extensions": extensions}]}
 
     def test_register_then_run_by_hash_over_post_and_get(self, alice):
         registered = post({"query": ME, "extensions": persisted(sha(ME))}, user=alice)

@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import OperationalError, close_old_connections
 from django.test import AsyncClient
+from prometheus_client import REGISTRY
 
 from chat.models import Message, Room, User
 from chat.services import messages as message_services
@@ -457,12 +458,14 @@ class TestGapFilling:
         op = await client.subscribe(ROOM_EVENTS)
         await until_listening(f"room.{room.pk}")
         layer = DroppingLayer(monkeypatch, lambda m: m["seq"] % 3 == 0)  # every third
+        fills_before = REGISTRY.get_sample_value("chat_gap_fills_total")
         for i in range(12):
             await sync_to_async(message_services.send_message)(alice, room.pk, f"m{i}")
         received = await events_of(client, op, 12)
         assert texts(received) == [f"m{i}" for i in range(12)]
         assert [e["seq"] for e in received] == list(range(3, 15))
         assert layer.dropped  # it really lost some
+        assert REGISTRY.get_sample_value("chat_gap_fills_total") > fills_before  # and /metrics says so
         await silent(client)
         await client.close()
 
