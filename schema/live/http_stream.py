@@ -42,7 +42,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import close_old_connections
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from graphql import ExecutionResult, execute_subscription_event
 from strawberry.http import GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
@@ -50,7 +50,7 @@ from strawberry.types import Info
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from chat import realtime, redaction, tokens
+from chat import lifecycle, metrics, realtime, redaction, tokens
 from chat.errors import Unauthenticated
 from chat.realtime import Delivery
 from schema.events.types import build_event
@@ -317,9 +317,15 @@ class HttpSubscription:
             len(self._frames),
             backlog,
         )
+        metrics.slow_client_cut_off(self.framing.protocol)
         self._frames.clear()
         self._end()
         return True
+
+    async def _close_for_restart(self) -> None:
+        """The process drains: end the stream (no ``complete``), and the client
+        reconnects, to another process, resuming from its last event's id."""
+        self._end()
 
     def _end(self) -> None:
         self._ended = True
@@ -328,6 +334,11 @@ class HttpSubscription:
     async def frames(self, pump: asyncio.Task) -> AsyncIterator[str]:
         """The response body: frames as they come, keep-alives when nothing does.
         Ends with the stream; a client that goes away cancels it here."""
+        # Open from here (a response never iterated never opened): counted, and
+        # closed by the process's drain so that the client reconnects elsewhere.
+        lifecycle.register(self, self._close_for_restart)
+        metrics.connection_opened(self.framing.protocol)
+        metrics.subscription_opened(self.framing.protocol)
         try:
             yield self.framing.start()
             while True:
@@ -346,6 +357,9 @@ class HttpSubscription:
                 if self._ended and not self._frames:
                     return
         finally:
+            lifecycle.unregister(self)
+            metrics.subscription_closed(self.framing.protocol)
+            metrics.connection_closed(self.framing.protocol)
             self._ended = True
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -425,6 +439,9 @@ def is_request_error(result) -> bool:
 async def serve(view, request: HttpRequest, request_data: GraphQLRequestData, context, root_value, framing):
     """Run ``request_data``'s operation and answer with its stream (or, for a
     request error, 400 with the GraphQL errors)."""
+    if lifecycle.draining():  # as for a WebSocket: reconnect, to another process
+        error = {"message": "Server restarting; reconnect.", "extensions": {"code": "SERVICE_UNAVAILABLE"}}
+        return JsonResponse({"errors": [error]}, status=503, headers={"Retry-After": "1"})
     stream = HttpSubscription(view, request, framing)
     context.http_stream = stream
     user = context.user

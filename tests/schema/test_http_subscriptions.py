@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
+from chat import lifecycle
 from chat.models import Room, User
 from chat.services import messages as message_services
 from chat.tokens import revocation_group
@@ -289,3 +290,37 @@ async def test_a_query_over_sse_is_one_event_then_complete(alice):
     [message, done] = await client.until_end()
     assert message["data"] == {"data": {"me": {"username": "alice"}}}
     assert done["event"] == "complete"
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+async def test_a_stream_counts_in_the_metrics_while_open(alice, room, mode):
+    from tests.test_metrics import scrape, value
+
+    before = await sync_to_async(scrape)()
+    client = await subscribe(alice, mode, variables={"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    during = await sync_to_async(scrape)()
+    for gauge in ("chat_open_connections", "chat_open_subscriptions"):
+        assert value(during, gauge, protocol=mode) == value(before, gauge, protocol=mode) + 1, gauge
+    await client.disconnect()
+    after = await sync_to_async(scrape)()
+    for gauge in ("chat_open_connections", "chat_open_subscriptions"):
+        assert value(after, gauge, protocol=mode) == value(before, gauge, protocol=mode), gauge
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+async def test_a_draining_process_ends_its_streams_and_refuses_new_ones(alice, room, mode):
+    client = await subscribe(alice, mode, variables={"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    try:
+        await lifecycle.drain(0.2)
+        messages = await client.until_end()
+        assert not [m for m in messages if "errors" in str(m)]  # no error: the client reconnects elsewhere
+        await client.communicator.wait(timeout=5)
+        assert listening(f"room.{room.pk}") == 0
+        token = await sync_to_async(token_for)(alice)
+        refused = HttpStreamClient(ROOM_EVENTS, {"roomId": rid(room)}, token=token, accept=MODES[mode])
+        assert await refused.start() == 503
+        assert "SERVICE_UNAVAILABLE" in await refused.body()
+    finally:
+        lifecycle.reset()
