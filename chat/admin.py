@@ -1,3 +1,4 @@
+from asgiref.sync import sync_to_async
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -12,9 +13,9 @@ from chat.services.messages import delete_message, send_message
 class ThrottledAdminLoginForm(AdminAuthenticationForm):
     """The admin's log-in, under the same throttle as ``tokenAuth`` (per name and
     address, per address; failures shared with the API, since it is the same
-    password). Only the gentle per-account slow-down is left out: the admin is a
-    synchronous view, and a sleep there would hold the thread every synchronous
-    request of the process shares."""
+    password). The gentle per-account slow-down happens before the form, in
+    ``login_view``: here, in the admin's synchronous view, a sleep would hold the
+    thread every synchronous request of the process shares."""
 
     def clean(self):
         username = self.cleaned_data.get("username")
@@ -40,6 +41,15 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = ThrottledAdminLoginForm
+
+
+async def login_view(request, extra_context=None):
+    """The admin's log-in page (routed before the admin's own, backend/urls.py),
+    slowed like ``tokenAuth`` once the account has failed often from anywhere: the
+    wait is an asyncio sleep, which holds no thread."""
+    if request.method == "POST":
+        await accounts.wait_login_delay(request.POST.get("username"))
+    return await sync_to_async(admin.site.login)(request, extra_context)
 
 
 @admin.register(User)

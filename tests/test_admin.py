@@ -5,6 +5,7 @@ go through the same services (events, rules) or are not offered."""
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -56,6 +57,18 @@ class TestAdminLogin:
         response = admin_login(owner, "boss", PASSWORD)
         assert response.status_code == 302 and response["Location"] == "/admin/"
         assert signed_in(owner)
+
+    def test_an_accounts_failures_slow_its_log_in_gently(self, boss, settings):
+        settings.LOGIN_THROTTLE_WINDOW = 10**6
+        settings.LOGIN_SLOWDOWN_AFTER = 2
+        settings.LOGIN_SLOWDOWN_STEP = 0.4
+        for n in range(3):  # three addresses, one failure each: no address is throttled
+            admin_login(Client(REMOTE_ADDR=f"203.0.113.{n + 1}"), "boss", "wrong password")
+        owner = Client(REMOTE_ADDR="198.51.100.4")
+        started = time.monotonic()
+        response = admin_login(owner, "boss", PASSWORD)
+        assert time.monotonic() - started >= 0.4  # one failure past the allowance: one step
+        assert response.status_code == 302 and signed_in(owner)  # slowed, never refused
 
     def test_admin_and_api_failures_share_one_budget(self, boss, gql, settings):
         settings.LOGIN_THROTTLE_WINDOW = 10**6
