@@ -137,14 +137,15 @@ def _database_id(value: str | None, type_name: str) -> int | None:
     """The database id in a numeric id or a global ID of ``type_name``; ``None`` for
     anything else (which then answers like a missing object)."""
     value = (value or "").strip()
-    if value.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "¹" or "٣", which int() refuses or reads.
+    if value.isascii() and value.isdigit():
         return int(value)
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, ValueError):
         return None
     kind, _, pk = decoded.partition(":")
-    return int(pk) if kind == type_name and pk.isdigit() else None
+    return int(pk) if kind == type_name and pk.isascii() and pk.isdigit() else None
 
 
 def _error_response(error: ChatError) -> JsonResponse:

@@ -198,7 +198,8 @@ class TestPostMessage:
         assert response.status_code == 400 and error_of(response)["code"] == "BAD_USER_INPUT"
         assert Message.objects.count() == 0
 
-    @pytest.mark.parametrize("room_id", ["non-member", "999999", "bm9wZTox", "Um9vbTo="])
+    # "¹" and "٣" are digits to str.isdigit(), not to int(); "Um9vbTrCuQ==" is "Room:¹".
+    @pytest.mark.parametrize("room_id", ["non-member", "999999", "bm9wZTox", "Um9vbTo=", "¹", "٣", "Um9vbTrCuQ=="])
     def test_404_for_non_members_and_missing_rooms_storing_nothing(self, client, carol, room, room_id):
         room_id = room.pk if room_id == "non-member" else room_id
         response = client.post(self.url(room_id), {"text": "hi", "file": upload("a.png", PNG)}, headers=bearer(carol))
