@@ -54,8 +54,9 @@ def register(connection: object, close_for_restart: Closer) -> None:
     _connections[connection] = close_for_restart
 
 
-def unregister(connection: object) -> None:
-    _connections.pop(connection, None)
+def unregister(connection: object) -> bool:
+    """Forget ``connection``; whether it was registered (counted as open)."""
+    return _connections.pop(connection, None) is not None
 
 
 def open_connections() -> int:

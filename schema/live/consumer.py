@@ -265,18 +265,19 @@ class GraphQLConsumer(GraphQLWSConsumer):
         kwargs.setdefault("max_subscriptions_per_connection", settings.WS_MAX_SUBSCRIPTIONS)
         super().__init__(*args, **kwargs)
         self._cut_off = False
-        self._init_received = False
         self._identified = False  # connection_init accepted: the socket's user is fixed
         self._close_sent = False
         self._handler_ended = False
         self._socket_closed = False
         self._daphne_protocol = None
+        # The legacy protocol's connection_init timeout (running until the init arrives).
         self._init_timer: asyncio.Task | None = None
         self._revocation = None
+        # The instance dict stays small (shared keys) only up to 29 attributes,
+        # Channels' and Strawberry's included: add one only with one taken away.
         self._presence_user = None
         # This socket in the presence counts (chat/services/presence.py), unique across processes.
         self.socket_id = uuid.uuid4().hex
-        self._counted = False  # in the open-connections gauge
         self.graphql_protocol: str | None = None  # the subprotocol chosen at the handshake
         # Strawberry's asyncio.Queue, lighter (idle memory)
         strawberry_adapter.set_message_queue(self, LightQueue())
@@ -302,7 +303,6 @@ class GraphQLConsumer(GraphQLWSConsumer):
         # Open: the process's drain (chat/lifecycle.py) closes it for a restart.
         lifecycle.register(self, self._close_for_restart)
         metrics.connection_opened(chosen)
-        self._counted = True
         if lifecycle.draining():  # the drain began during the handshake
             await self._close_for_restart()
 
@@ -311,14 +311,12 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.connection_init_wait_timeout.total_seconds())
-        if not self._init_received and not self._socket_closed:
+        if not self._socket_closed:  # connection_init would have cancelled this
             await self.close(code=4408, reason="Connection initialisation timeout")
 
     async def websocket_disconnect(self, message) -> None:
         self._socket_closed = True
-        lifecycle.unregister(self)
-        if self._counted:
-            self._counted = False
+        if lifecycle.unregister(self):  # registered and counted when it opened
             metrics.connection_closed(self.graphql_protocol)
         if self._init_timer is not None:
             self._init_timer.cancel()
@@ -339,9 +337,11 @@ class GraphQLConsumer(GraphQLWSConsumer):
             metrics.slow_client_cut_off(self.graphql_protocol)
             await self.close(code=SLOW_CLIENT_CLOSE_CODE, reason="Too many messages queued")
             return
-        if not self._init_received and text_data:
+        if self._init_timer is not None and text_data:
             with contextlib.suppress(ValueError, AttributeError, RecursionError):
-                self._init_received = json.loads(text_data).get("type") == "connection_init"
+                if json.loads(text_data).get("type") == "connection_init":
+                    self._init_timer.cancel()
+                    self._init_timer = None
         await super().receive(text_data=text_data, bytes_data=bytes_data)
 
     async def send(self, text_data=None, bytes_data=None, close=False) -> None:
