@@ -51,8 +51,6 @@ for _protocol in PROTOCOLS:  # every protocol's series exist from the start, at 
     OPEN_CONNECTIONS.labels(_protocol)
     OPEN_SUBSCRIPTIONS.labels(_protocol)
     SLOW_CLIENT_CUTOFFS.labels(_protocol)
-for _path in ("fast", "stream"):
-    DELIVERIES.labels(_path)
 
 _names: set[str] = set()
 _names_lock = threading.Lock()
@@ -125,9 +123,13 @@ def operation_finished(transport: str, operation_type: str | None, name: str | N
 # --- What the engine and the services call ---------------------------------------------------
 
 
+# Resolved once: a delivery is counted per subscriber, on the hot path of a fan-out.
+_DELIVERIES_BY_PATH = {path: DELIVERIES.labels(path) for path in ("fast", "stream")}
+
+
 def delivered(path: str, count: int = 1) -> None:
     """``path``: ``fast`` (written straight to the transport) or ``stream`` (the subscription's generator)."""
-    DELIVERIES.labels(path).inc(count)
+    _DELIVERIES_BY_PATH[path].inc(count)
 
 
 def replayed(count: int = 1) -> None:
