@@ -34,6 +34,8 @@ from schema.live.twisted_adapter import unsent_bytes
 
 logger = logging.getLogger(__name__)
 
+daphne_adapter.plain_frame_debug_arguments()  # see there: per-frame cost under daphne
+
 # graphql-transport-ws' "Forbidden" close code. Strawberry closes a rejected
 # legacy graphql-ws connection with 1011, which daphne refuses to send (the
 # socket would stay open); we close both protocols with 4403.

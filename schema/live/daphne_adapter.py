@@ -36,3 +36,35 @@ def send_close_frame(protocol: Any, code: int, reason: str) -> None:
     codes other than 1000 (1009 "message too big" included), so send it the way
     autobahn itself does."""
     protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:120], isReply=False)
+
+
+# --- autobahn's per-frame debug line ---------------------------------------------------------
+#
+# autobahn writes a debug log line for every frame it sends, and builds that line's
+# arguments before the logger decides to drop it: ``hltype(self.sendData)`` (the
+# method's qualified name, taken apart with ``inspect`` and reassembled) and two
+# ``hlval`` calls, each colouring its text with click when click is installed.
+# That is tens of microseconds per frame, per subscriber, for a line nobody sees
+# unless autobahn's debug logging is on. The protocol modules get plain versions
+# instead: the same values, uncoloured, left for the logger to format if it ever
+# emits the line.
+
+_PROTOCOL_MODULES = ("autobahn.websocket.protocol", "autobahn.twisted.websocket")
+
+
+def _plain_type(obj: Any) -> Any:
+    return obj
+
+
+def _plain_value(value: Any, color: str = "white", bold: bool = True) -> Any:
+    return value
+
+
+def plain_frame_debug_arguments() -> None:
+    """Have autobahn's protocol modules skip the highlighting of their debug lines."""
+    import importlib
+
+    for name in _PROTOCOL_MODULES:
+        module = importlib.import_module(name)
+        module.hltype = _plain_type
+        module.hlval = _plain_value

@@ -140,6 +140,19 @@ class TestChannels:
 
 
 class TestDaphne:
+    def test_autobahns_frame_debug_arguments_are_plain(self):
+        import autobahn.twisted.websocket as twisted_websocket
+        import autobahn.websocket.protocol as websocket_protocol
+
+        from schema.live import consumer  # noqa: F401 - the consumer's import makes them plain
+
+        # autobahn still builds its per-frame debug line's arguments with these names.
+        assert "hltype(self.sendData)" in inspect.getsource(websocket_protocol.WebSocketProtocol.sendData)
+        assert "hlval(" in inspect.getsource(websocket_protocol.WebSocketProtocol.sendData)
+        for module in (websocket_protocol, twisted_websocket):
+            assert module.hltype(module) is module
+            assert module.hlval(42) == 42
+
     def test_send_is_a_partial_of_handle_reply_over_the_protocol(self):
         assert "partial(self.handle_reply, protocol)" in inspect.getsource(Server.create_application)
         protocol = WebSocketProtocol()
