@@ -54,7 +54,7 @@ from chat import lifecycle, metrics, realtime, redaction, tokens
 from chat.errors import Unauthenticated
 from chat.realtime import Delivery
 from schema.events.types import build_event
-from schema.live import strawberry_adapter
+from schema.live import daphne_adapter, strawberry_adapter
 from schema.live.shared_events import (
     share_key,
     shared_payload,
@@ -173,11 +173,13 @@ def framing_for(request: HttpRequest) -> SSEFraming | MultipartFraming | None:
 
 def with_send_in_scope(app):
     """ASGI middleware keeping each HTTP request's ``send`` in its scope: under
-    daphne it leads to the connection, whose unsent bytes tell a slow reader."""
+    daphne it leads to the connection, whose unsent bytes tell a slow reader. It
+    also turns Nagle's algorithm off for the connection (daphne_adapter)."""
 
     async def application(scope, receive, send):
         if scope.get("type") == "http":
             scope = {**scope, SEND_SCOPE_KEY: send}
+            daphne_adapter.send_without_delay(send)
         return await app(scope, receive, send)
 
     return application

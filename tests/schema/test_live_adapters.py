@@ -30,6 +30,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import Info
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.tcp import Connection as TCPConnection
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from schema import schema
@@ -140,6 +141,23 @@ class TestChannels:
 
 
 class TestDaphne:
+    def test_http_connections_send_without_delay(self):
+        class Transport:
+            no_delay = None
+
+            def setTcpNoDelay(self, enabled):
+                self.no_delay = enabled
+
+        request = WebRequest.__new__(WebRequest)
+        request.transport = Transport()
+        daphne_adapter.send_without_delay(functools.partial(Server.__new__(Server).handle_reply, request))
+        assert request.transport.no_delay is True
+        daphne_adapter.send_without_delay(lambda message: None)  # not daphne: nothing to do
+        # Twisted's TCP connections offer it (ITCPTransport), and daphne hands each HTTP
+        # request's application the request itself behind its send.
+        assert callable(TCPConnection.setTcpNoDelay)
+        assert "partial(self.handle_reply, protocol)" in inspect.getsource(Server.create_application)
+
     def test_autobahns_frame_debug_arguments_are_plain(self):
         import autobahn.twisted.websocket as twisted_websocket
         import autobahn.websocket.protocol as websocket_protocol
