@@ -12,15 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 
-def daphne_protocol(send: Any) -> Any | None:
-    """The autobahn protocol behind an ASGI ``send`` callable under daphne, else None."""
+def connection(send: Any) -> Any | None:
+    """What an ASGI ``send`` callable replies through under daphne (its
+    ``partial(server.handle_reply, protocol)``): the WebSocket protocol or the HTTP
+    request, both with a ``transport``; None elsewhere."""
     args = getattr(send, "args", None)
     if getattr(send, "func", None) is None or not args:
         return None
-    protocol = args[0]
-    if hasattr(protocol, "transport") and hasattr(protocol, "sendMessage"):
-        return protocol
-    return None
+    return args[0] if hasattr(args[0], "transport") else None
+
+
+def daphne_protocol(send: Any) -> Any | None:
+    """The autobahn protocol behind an ASGI ``send`` callable under daphne, else None."""
+    protocol = connection(send)
+    return protocol if hasattr(protocol, "sendMessage") else None
 
 
 def limit_incoming_frames(protocol: Any, max_bytes: int) -> None:
@@ -82,9 +87,6 @@ def plain_frame_debug_arguments() -> None:
 def send_without_delay(send: Any) -> None:
     """Turn Nagle's algorithm off for the connection behind an HTTP request's ASGI
     ``send`` under daphne (``partial(server.handle_reply, request)``); elsewhere, nothing."""
-    args = getattr(send, "args", None)
-    if getattr(send, "func", None) is None or not args:
-        return
-    set_no_delay = getattr(getattr(args[0], "transport", None), "setTcpNoDelay", None)
+    set_no_delay = getattr(getattr(connection(send), "transport", None), "setTcpNoDelay", None)
     if set_no_delay is not None:
         set_no_delay(True)

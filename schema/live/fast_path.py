@@ -41,7 +41,7 @@ from schema.live.shared_events import (
     subscription_signature,
 )
 
-# Executions started by the fast path, by share key, until they finish (their payload JSON).
+# Shared executions under way, by share key, until they finish (their payload JSON).
 _rendering: dict[tuple, asyncio.Future] = {}
 
 
@@ -117,42 +117,14 @@ class FastPath:
         take it: the operation is over, or the execution has errors."""
         if delivery.seq is None or not self._open():
             return False
-        revision = redaction.revision(delivery.message.get("payload"))
-        key = share_key(delivery.kind, delivery.room_id, delivery.seq, revision, delivery.cursor, self.signature)
-        payload = shared_payload(key, self.consumer.encode_json)
-        if payload is None:
-            pending = _rendering.get(key)
-            payload = await asyncio.shield(pending) if pending is not None else await self._render(key, delivery)
-            if payload is None:
-                return False
-        if not self._open():
+        renderer = self.renderer
+        payload = await shared_event_payload(
+            delivery, self.signature, renderer.executor, renderer.context, self.consumer.encode_json
+        )
+        if payload is None or not self._open():
             return False
         await self.consumer.send(text_data=f'{self.prefix},"payload":{payload}}}')
         return True
-
-    async def _render(self, key: tuple, delivery: Delivery) -> str | None:
-        """The payload JSON for ``key`` (None if the execution has errors), announced
-        at once: the other subscribers of the event reach this point in the same
-        turn of the event loop, before the execution has even started, and must
-        wait for it rather than start their own."""
-        done = asyncio.get_running_loop().create_future()
-        _rendering[key] = done
-        payload = None
-        try:
-            result = await asyncio.create_task(self._execute(delivery), context=self.renderer.context.copy())
-            if not result.errors:
-                payload = store_payload(key, self.consumer.encode_json({"data": result.data}))
-            return payload
-        finally:
-            del _rendering[key]
-            done.set_result(payload)
-
-    async def _execute(self, delivery: Delivery) -> ExecutionResult:
-        """What graphql-core does for each event of a subscription (the result is
-        shared by SharedEventExecutionContext)."""
-        executor = self.renderer.executor.build_per_event_executor(await build_event(delivery))
-        result = execute_subscription_event(executor)
-        return await result if executor.is_awaitable(result) else result
 
     async def close(self, code: int, reason: str) -> None:
         await self.consumer.close(code=code, reason=reason)
@@ -184,7 +156,7 @@ class FastPath:
         (ephemeral events, results with errors), as Strawberry would send it."""
         if await self.deliver(delivery) or not self._open():
             return
-        result = await asyncio.create_task(self._execute(delivery), context=self.renderer.context.copy())
+        result = await execute_event(self.renderer.executor, self.renderer.context, delivery)
         payload = {"data": result.data}
         if result.errors:
             payload["errors"] = typed_errors(result.errors)
@@ -209,6 +181,50 @@ class FastPath:
 
     async def _send_payload(self, payload: dict) -> None:
         await self.consumer.send(text_data=f'{self.prefix},"payload":{self.consumer.encode_json(payload)}}}')
+
+
+async def execute_event(executor, context: contextvars.Context, delivery: Delivery) -> ExecutionResult:
+    """What graphql-core does for each event of a subscription, with the operation's
+    ``executor``, in a copy of the operation's ``context`` (its execution hooks),
+    from whichever task delivers (the result is shared by SharedEventExecutionContext)."""
+
+    async def run() -> ExecutionResult:
+        per_event = executor.build_per_event_executor(await build_event(delivery))
+        result = execute_subscription_event(per_event)
+        return await result if per_event.is_awaitable(result) else result
+
+    return await asyncio.create_task(run(), context=context.copy())
+
+
+async def shared_event_payload(
+    delivery: Delivery, signature: tuple, executor, context: contextvars.Context, encode
+) -> str | None:
+    """The JSON of ``{"data": ...}`` for the stored event ``delivery`` under ``signature``
+    (shared_events.py), executed once for every subscriber of every transport who
+    would get the same one, and encoded once with ``encode``; None if the execution
+    has errors (each subscriber's own path takes it then).
+
+    An execution is announced at once: the other subscribers of the event reach
+    this point in the same turn of the event loop, before it has even started,
+    and wait for it rather than start their own."""
+    revision = redaction.revision(delivery.message.get("payload"))
+    key = share_key(delivery.kind, delivery.room_id, delivery.seq, revision, delivery.cursor, signature)
+    payload = shared_payload(key, encode)
+    if payload is not None:
+        return payload
+    pending = _rendering.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    done = asyncio.get_running_loop().create_future()
+    _rendering[key] = done
+    try:
+        result = await execute_event(executor, context, delivery)
+        if not result.errors:
+            payload = store_payload(key, encode({"data": result.data}))
+        return payload
+    finally:
+        del _rendering[key]
+        done.set_result(payload)
 
 
 def typed_errors(errors: list[GraphQLError]) -> list[dict]:

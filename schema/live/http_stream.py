@@ -43,25 +43,18 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from graphql import ExecutionResult, execute_subscription_event
 from strawberry.http import GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import Info
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from chat import lifecycle, metrics, realtime, redaction, tokens
+from chat import lifecycle, metrics, realtime, tokens
 from chat.errors import Unauthenticated
 from chat.realtime import Delivery
-from schema.events.types import build_event
 from schema.live import daphne_adapter, strawberry_adapter
-from schema.live.shared_events import (
-    share_key,
-    shared_payload,
-    store_payload,
-    subscription_executor,
-    subscription_signature,
-)
+from schema.live.fast_path import shared_event_payload
+from schema.live.shared_events import subscription_executor, subscription_signature
 from schema.live.twisted_adapter import unsent_bytes
 
 logger = logging.getLogger(__name__)
@@ -188,15 +181,7 @@ def with_send_in_scope(app):
 def _daphne_request(request: HttpRequest):
     """daphne's Twisted request object behind this request (its ``send`` is
     ``partial(server.handle_reply, protocol)``), or None elsewhere."""
-    send = getattr(request, "scope", {}).get(SEND_SCOPE_KEY)
-    args = getattr(send, "args", None)
-    if getattr(send, "func", None) is None or not args:
-        return None
-    return args[0] if hasattr(args[0], "transport") else None
-
-
-# Executions started by HTTP streams, by share key, until they finish (their payload JSON).
-_rendering: dict[tuple, asyncio.Future] = {}
+    return daphne_adapter.connection(getattr(request, "scope", {}).get(SEND_SCOPE_KEY))
 
 
 class HttpSubscription:
@@ -253,35 +238,14 @@ class HttpSubscription:
             return True  # the stream is over: nobody reads it any more
         payload = None
         if delivery.seq is not None and self.signature is not None and self.executor is not None:
-            revision = redaction.revision(delivery.message.get("payload"))
-            key = share_key(delivery.kind, delivery.room_id, delivery.seq, revision, delivery.cursor, self.signature)
-            payload = shared_payload(key, self.view.encode_json)
-            if payload is None:
-                pending = _rendering.get(key)
-                payload = await asyncio.shield(pending) if pending is not None else await self._render(key, delivery)
+            payload = await shared_event_payload(
+                delivery, self.signature, self.executor, self.context, self.view.encode_json
+            )
         if payload is None:
             self._cursor = delivery.cursor  # the cursor of what the pipeline yields next
             return False
         self.write(self.framing.next(payload, delivery.cursor))
         return True
-
-    async def _render(self, key: tuple, delivery: Delivery) -> str | None:
-        done = asyncio.get_running_loop().create_future()
-        _rendering[key] = done
-        payload = None
-        try:
-            result = await asyncio.create_task(self._execute(delivery), context=self.context.copy())
-            if not result.errors:
-                payload = store_payload(key, self.view.encode_json({"data": result.data}))
-            return payload
-        finally:
-            del _rendering[key]
-            done.set_result(payload)
-
-    async def _execute(self, delivery: Delivery) -> ExecutionResult:
-        executor = self.executor.build_per_event_executor(await build_event(delivery))
-        result = execute_subscription_event(executor)
-        return await result if executor.is_awaitable(result) else result
 
     async def close(self, code: int, reason: str) -> None:
         """End the stream: revoked (4403) with an ``UNAUTHENTICATED`` error and

@@ -15,7 +15,7 @@ from chat.models import Room, User
 from chat.services import messages as message_services
 from chat.tokens import revocation_group
 from schema.global_ids import encode_id
-from schema.live import http_stream
+from schema.live import fast_path, http_stream
 from tests.clients import MULTIPART_ACCEPT, SSE_ACCEPT, HttpStreamClient, listening, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,8 +103,8 @@ async def test_sse_over_get_as_eventsource_sends_it(alice, bob, room):
 
 async def test_subscribers_share_one_rendering_per_event(alice, bob, room, monkeypatch):
     executions = []
-    execute = http_stream.execute_subscription_event
-    monkeypatch.setattr(http_stream, "execute_subscription_event", lambda e: executions.append(1) or execute(e))
+    execute = fast_path.execute_subscription_event
+    monkeypatch.setattr(fast_path, "execute_subscription_event", lambda e: executions.append(1) or execute(e))
     clients = [await subscribe(alice, mode, variables={"roomId": rid(room)}) for mode in ("sse", "multipart", "sse")]
     await until_listening(f"room.{room.pk}", 3)
     await send(bob, room, "once")
