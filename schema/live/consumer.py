@@ -29,12 +29,13 @@ from chat.realtime import LightQueue
 from chat.services import presence
 from schema.context import ChatContext
 from schema.errors import as_chat_error
-from schema.live import channels_adapter, daphne_adapter, strawberry_adapter
+from schema.live import channels_adapter, daphne_adapter, strawberry_adapter, twisted_adapter
 from schema.live.twisted_adapter import unsent_bytes
 
 logger = logging.getLogger(__name__)
 
 daphne_adapter.plain_frame_debug_arguments()  # see there: per-frame cost under daphne
+twisted_adapter.write_through()  # see there: a write per frame, without the reactor's round
 
 # graphql-transport-ws' "Forbidden" close code. Strawberry closes a rejected
 # legacy graphql-ws connection with 1011, which daphne refuses to send (the

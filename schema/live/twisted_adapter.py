@@ -1,4 +1,5 @@
-"""Twisted's outgoing buffers, to see how much a socket's peer has not read.
+"""Twisted's outgoing buffers: how much a socket's peer has not read, and writes
+that go straight to the socket when nothing is queued.
 
 Twisted's transports queue writes in userspace (``_tempDataBuffer`` and the
 unsent tail of ``dataBuffer``) once the kernel's socket buffer is full; nothing
@@ -23,9 +24,8 @@ def unsent_bytes(protocol: Any) -> int:
     while transport is not None and seen < 4:
         seen += 1
         own = getattr(transport, "__dict__", {})
-        data_buffer = own.get("dataBuffer")
-        if data_buffer is not None:
-            total += len(data_buffer) - own.get("offset", 0) + own.get("_tempDataLen", 0)
+        if "_tempDataLen" in own:  # a Twisted FileDescriptor (its dataBuffer is a class default until it flushes)
+            total += len(transport.dataBuffer) - transport.offset + own["_tempDataLen"]
         app_buffer = own.get("_appSendBuffer")
         if app_buffer:
             total += sum(len(chunk) for chunk in app_buffer)
@@ -69,3 +69,53 @@ def stop_reactor() -> None:
     reactor = _running_reactor()
     if reactor is not None and reactor.running:
         reactor.stop()
+
+
+# --- Writes straight to the socket -----------------------------------------------------------
+#
+# Twisted's TCP ``write`` never sends: it queues the bytes and asks the reactor to
+# report the socket writable, and on daphne's asyncio reactor that is an
+# ``epoll_ctl`` to watch the socket, a loop turn, a ``callWithLogger`` wrapped
+# callback that sends, and another ``epoll_ctl`` to stop watching, per write. A
+# fan-out writes one frame to each of N sockets: that bookkeeping was about a third
+# of the CPU a delivery cost. asyncio's own transports try the send first and
+# queue only what the kernel did not take; so does this, process-wide, for plain
+# TCP connections whose queue is empty. Anything else (a queue already waiting,
+# a closing connection, TLS, a pull producer that expects to be asked for more
+# when the queue drains, an error from the socket) takes Twisted's own path
+# unchanged, which also reports the errors the way Twisted does.
+
+_queued_write = None  # Twisted's own TCP write, kept by write_through()
+
+
+def _write(self, data) -> None:
+    if (
+        type(data) is bytes
+        and not self.dataBuffer
+        and not self._tempDataLen
+        and self.connected
+        and not self.disconnecting
+        and not self._writeDisconnecting
+        and not self._writeDisconnected
+        and not self.TLS
+        and (self.producer is None or self.streamingProducer)
+    ):
+        try:
+            sent = self.socket.send(data)
+        except OSError:  # full (EAGAIN), or broken: the queued write finds out
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    _queued_write(self, data)
+
+
+def write_through() -> None:
+    """Have Twisted's TCP connections send at once when nothing is queued (idempotent)."""
+    global _queued_write
+    from twisted.internet import tcp
+
+    if tcp.Connection.write is _write:
+        return
+    _queued_write = tcp.Connection.write
+    tcp.Connection.write = _write

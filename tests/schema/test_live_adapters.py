@@ -247,6 +247,75 @@ class TestTwisted:
         protocol.transport = transport
         assert twisted_adapter.unsent_bytes(protocol) == 67 + (3 if tls else 0)
 
+    def test_unsent_bytes_counts_writes_queued_before_any_flush(self):
+        # Until the reactor first flushes, dataBuffer and offset are class defaults.
+        tcp = FileDescriptor.__new__(FileDescriptor)
+        FileDescriptor.__init__(tcp, reactor=object())
+        tcp._tempDataBuffer, tcp._tempDataLen = [b"x" * 7], 7
+        assert "dataBuffer" not in vars(tcp)
+        assert twisted_adapter.unsent_bytes(types.SimpleNamespace(transport=tcp)) == 7
+
+    def test_writes_go_straight_to_the_socket_only_when_nothing_is_queued(self):
+        # What write_through() relies on: Twisted's queued write appends to
+        # _tempDataBuffer and asks the reactor to watch the socket, and the state it
+        # checks first is where it reads it.
+        import socket
+        from twisted.internet import tcp
+
+        source = inspect.getsource(FileDescriptor.write)
+        assert "self._tempDataBuffer.append(data)" in source and "self.startWriting()" in source
+        descriptor = FileDescriptor(reactor=object())
+        for name in ("dataBuffer", "_tempDataLen", "connected", "disconnecting", "producer", "streamingProducer"):
+            assert hasattr(descriptor, name), f"twisted FileDescriptor.{name}"
+        for name in ("_writeDisconnecting", "_writeDisconnected"):
+            assert hasattr(descriptor, name), f"twisted FileDescriptor.{name}"
+        assert tcp.Connection.TLS is False
+
+        twisted_adapter.write_through()  # idempotent (the consumer module installed it)
+        assert tcp.Connection.write is twisted_adapter._write
+
+        class Reactor:
+            watched = 0
+
+            def addWriter(self, writer):
+                self.watched += 1
+
+        ours, peer = socket.socketpair()
+        try:
+            reactor = Reactor()
+            connection = tcp.Connection(ours, protocol=None, reactor=reactor)
+            connection.connected = 1
+            connection.write(b"frame")
+            assert peer.recv(100) == b"frame" and reactor.watched == 0
+
+            # The kernel takes part of a big write: the rest is queued, in order,
+            # and so is everything after it until the reactor has sent the queue.
+            big = b"x" * (16 << 20)
+            connection.write(big)
+            queued = connection._tempDataLen
+            assert 0 < queued < len(big) and reactor.watched == 1
+            connection.write(b"after")
+            assert connection._tempDataLen == queued + 5
+            assert connection._tempDataBuffer[-1] == b"after"
+
+            # Nothing queued, but TLS, a closing connection or a pull producer: queued too.
+            for state in ("TLS", "disconnecting", "producer"):
+                other = tcp.Connection(socket.socketpair()[0], protocol=None, reactor=reactor)
+                other.connected = 1
+                if state == "producer":
+                    other.producer, other.streamingProducer = object(), False
+                elif state == "TLS":
+                    other.TLS, other.protocol = True, types.SimpleNamespace(write=lambda data: None)
+                else:
+                    setattr(other, state, True)
+                other.write(b"frame")
+                if state != "TLS":  # under TLS, the TLS protocol takes the bytes
+                    assert other._tempDataLen == 5, state
+                other.socket.close()
+        finally:
+            ours.close()
+            peer.close()
+
     def test_daphne_stops_on_sigterm_through_twisteds_handlers(self):
         # The drain (schema/live/drain.py) replaces the SIGTERM handler Twisted
         # installs when the reactor starts: daphne must still let Twisted install
