@@ -260,6 +260,7 @@ class TestTwisted:
         # _tempDataBuffer and asks the reactor to watch the socket, and the state it
         # checks first is where it reads it.
         import socket
+
         from twisted.internet import tcp
 
         source = inspect.getsource(FileDescriptor.write)
