@@ -20,6 +20,7 @@ django_asgi_app = get_asgi_application()  # sets up Django before the imports be
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from backend.request_threads import reuse_request_threads  # noqa: E402
 from schema import schema  # noqa: E402
 from schema.live import drain  # noqa: E402
 from schema.live.consumer import GraphQLConsumer  # noqa: E402
@@ -29,7 +30,7 @@ from schema.live.http_stream import with_send_in_scope  # noqa: E402
 application = drain.DrainGate(
     ProtocolTypeRouter(
         {
-            "http": with_send_in_scope(django_asgi_app),
+            "http": with_send_in_scope(reuse_request_threads(django_asgi_app)),
             "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
         }
     )

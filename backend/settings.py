@@ -102,14 +102,20 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Seconds a database connection is kept for the next request or WebSocket operation.
+DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 300)
+# HTTP requests' sync threads kept idle for the next requests, each with its
+# connection (backend/request_threads.py); more concurrent requests make more threads.
+REQUEST_THREADS_IDLE = env_int("REQUEST_THREADS_IDLE", 8)
 if DATABASE_URL:
-    # Connections are not kept between requests by default: under ASGI, Django runs each
-    # request's sync code in a thread of its own, so a kept connection outlives its
-    # thread; under load they piled up to Postgres' max_connections ("too many clients",
-    # found by the benchmark, issue 8). Put a pooler (PgBouncer) in front to reuse them.
+    # Connections are kept between requests: HTTP requests borrow their sync thread
+    # (and so its connection) from a pool (backend/request_threads.py), and the
+    # WebSocket side runs its database work in one thread of its own. A thread
+    # retired from the pool closes its connections first, so they do not pile up
+    # to Postgres' max_connections.
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0), conn_health_checks=True
+            DATABASE_URL, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=True
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -123,7 +129,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent async writers: WAL lets readers run beside a writer, IMMEDIATE
     # takes the write lock at BEGIN (no lock upgrade deadlock), and the busy
     # timeout makes a writer wait instead of failing with "database is locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
