@@ -637,7 +637,11 @@ class Context:
         return peer_server(self.env, self.logdir, name)
 
     def kinds(self, peer: bool = True) -> list[str]:
-        return ["graphql", "baseline"] + (["peer"] if peer and not self.peer_skipped else [])
+        kinds = ["graphql", "baseline"] + (["peer"] if peer and not self.peer_skipped else [])
+        if os.environ.get("BENCH_SIDES"):  # e.g. BENCH_SIDES=project to profile the project alone
+            wanted = os.environ["BENCH_SIDES"].split(",")
+            kinds = [kind for kind in kinds if LABELS[kind] in wanted]
+        return kinds
 
     def room_for(self, kind: str, members: list, project: Server, peer: Server | None) -> dict:
         """A room with these members (the first sends) on the side ``kind``:
