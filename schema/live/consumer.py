@@ -350,8 +350,12 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def send(self, text_data=None, bytes_data=None, close=False) -> None:
         if self._cut_off:
             return  # closing: nothing more for a client that stopped reading
-        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         protocol = self._daphne_protocol
+        # Under daphne a text frame goes straight to the connection (see daphne_adapter.send_text).
+        if not (
+            text_data and not close and protocol is not None and daphne_adapter.send_text(protocol, text_data.encode())
+        ):
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         if protocol is None:
             return
         backlog = unsent_bytes(protocol)

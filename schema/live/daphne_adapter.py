@@ -43,6 +43,58 @@ def send_close_frame(protocol: Any, code: int, reason: str) -> None:
     protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:120], isReply=False)
 
 
+# --- A text frame written straight to the connection -----------------------------------------
+#
+# A frame sent through the ASGI ``send`` passes Channels' consumer, daphne's reply
+# routing (``handle_reply`` twice, ``serverSend``) and autobahn's general
+# ``sendMessage`` / ``sendFrame`` / ``sendData`` (compression, fragmentation,
+# masking, chopping, queueing, statistics) before the transport's ``write``: in a
+# fan-out that layering cost as much as the write itself, per subscriber. For an
+# open server socket without compression, fragmentation, a payload limit or
+# queued frames, autobahn writes exactly one unmasked frame with the transport's
+# ``write``; this writes that frame, and keeps autobahn's counters. Any other
+# state returns False and the caller sends through ASGI as before.
+
+_STATE_OPEN = None  # autobahn's WebSocketProtocol.STATE_OPEN, read once
+
+
+def send_text(protocol: Any, payload: bytes) -> bool:
+    """Write ``payload`` as one text frame on ``protocol`` (an open autobahn server
+    protocol) as autobahn's ``sendMessage`` would; False (nothing written) when
+    only autobahn's own path may send it."""
+    global _STATE_OPEN
+    if _STATE_OPEN is None:
+        from autobahn.websocket.protocol import WebSocketProtocol
+
+        _STATE_OPEN = WebSocketProtocol.STATE_OPEN
+    length = len(payload)
+    if (
+        protocol.state != _STATE_OPEN
+        or protocol._perMessageCompress is not None
+        or protocol.autoFragmentSize
+        or protocol.send_queue
+        or protocol.maskServerFrames
+        or protocol.trackedTimings
+        or 0 < protocol.maxMessagePayloadSize < length
+    ):
+        return False
+    if length <= 125:
+        header = bytes((0x81, length))
+    elif length <= 0xFFFF:
+        header = bytes((0x81, 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + length.to_bytes(8, "big")
+    frame = header + payload
+    protocol.transport.write(frame)
+    stats = protocol.trafficStats
+    stats.outgoingWebSocketMessages += 1
+    stats.outgoingWebSocketFrames += 1
+    stats.outgoingOctetsAppLevel += length
+    stats.outgoingOctetsWebSocketLevel += length
+    stats.outgoingOctetsWireLevel += len(frame)
+    return True
+
+
 # --- autobahn's per-frame debug line ---------------------------------------------------------
 #
 # autobahn writes a debug log line for every frame it sends, and builds that line's

@@ -208,6 +208,54 @@ class TestDaphne:
         assert twisted_adapter.unsent_bytes(request) == 40
         assert http_stream._daphne_request(types.SimpleNamespace(scope={})) is None
 
+    @pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536, 70000])
+    def test_a_text_frame_written_straight_is_autobahns_own(self, size):
+        # daphne_adapter.send_text writes what autobahn's sendMessage would, and
+        # counts it the same: for each payload length class of RFC 6455.
+        import os
+        from collections import deque
+
+        import txaio
+        from autobahn.twisted.websocket import WebSocketServerFactory
+        from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
+
+        txaio.use_twisted()
+        factory = WebSocketServerFactory()
+
+        def opened():
+            protocol = factory.buildProtocol(None)
+            for name in protocol.CONFIG_ATTRS:  # what autobahn's _connectionMade copies
+                setattr(protocol, name, getattr(factory, name))
+            protocol.transport = types.SimpleNamespace(written=[])
+            protocol.transport.write = protocol.transport.written.append
+            protocol.log = txaio.make_logger()
+            protocol.trafficStats, protocol.send_queue, protocol.trackedTimings = TrafficStats(), deque(), None
+            protocol._perMessageCompress = None
+            protocol.state = WebSocketProtocol.STATE_OPEN
+            return protocol
+
+        ours, autobahns = opened(), opened()
+        payload = os.urandom(size)
+        autobahns.sendMessage(payload)
+        assert daphne_adapter.send_text(ours, payload)
+        assert ours.transport.written == autobahns.transport.written
+        assert vars(ours.trafficStats) == vars(autobahns.trafficStats)
+
+        # Anything autobahn would do differently is left to autobahn.
+        for name, value in [
+            ("state", WebSocketProtocol.STATE_CLOSING),
+            ("_perMessageCompress", object()),
+            ("autoFragmentSize", 4),
+            ("send_queue", deque([(b"x", False)])),
+            ("maskServerFrames", True),
+            ("maxMessagePayloadSize", 1),
+        ]:
+            other = opened()
+            setattr(other, name, value)
+            if name != "maxMessagePayloadSize" or size > 1:
+                assert not daphne_adapter.send_text(other, payload), name
+                assert other.transport.written == [], name
+
     def test_autobahn_frame_limit_and_close_frame(self):
         assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
         assert "maxFramePayloadSize" in WebSocketServerProtocol.CONFIG_ATTRS
