@@ -61,11 +61,24 @@ def access_room_as_member(user: User, room_id) -> tuple[Room, Membership]:
     A room the user cannot see is ``NotFound``; a public room they have not
     joined is ``Forbidden`` (it is no secret that it exists).
     """
-    room = access_room(user, room_id)
-    membership = membership_of(user, room.pk)
-    if membership is None:
-        raise Forbidden("Join the room first.")
-    return room, membership
+    if user.is_authenticated:
+        # A member sees the room: one query answers both (sends take this path each time).
+        membership = (
+            Membership.objects.select_related("room")
+            .filter(user=user, room_id=_room_pk(room_id), room__deleted_at__isnull=True)
+            .first()
+        )
+        if membership is not None:
+            return membership.room, membership
+    access_room(user, room_id)  # NotFound for a room the user may not see
+    raise Forbidden("Join the room first.")
+
+
+def _room_pk(room_id) -> int:
+    try:
+        return int(room_id)
+    except (ValueError, TypeError):
+        raise NotFound("Room not found.") from None
 
 
 def membership_of(user: User, room_id) -> Membership | None:

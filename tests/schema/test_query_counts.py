@@ -58,9 +58,9 @@ USERS = "query Users($first: Int) { users(first: $first) { edges { node { id use
 # Caller, rooms page, memberships page, members' users, last messages, their senders,
 # creators, total count.
 ROOM_LIST_QUERIES = 8
-# Caller, room access, membership, messages page, senders, reply targets, their senders, attachments,
-# pinners, reactions with their users, edits (reply counts are columns of the page).
-HISTORY_QUERIES = 11
+# Caller, room access with the membership, messages page, senders, reply targets, their senders,
+# attachments, pinners, reactions with their users, edits (reply counts are columns of the page).
+HISTORY_QUERIES = 10
 USERS_QUERIES = 2
 
 SEARCH = """
