@@ -114,9 +114,7 @@ if DATABASE_URL:
     # retired from the pool closes its connections first, so they do not pile up
     # to Postgres' max_connections.
     DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=True
-        )
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=True)
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # A database that does not answer fails fast (SERVICE_UNAVAILABLE) instead of hanging workers.

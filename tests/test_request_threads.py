@@ -78,9 +78,7 @@ async def test_requests_in_a_row_share_one_database_connection(alice, new_connec
     assert len(new_connections) <= 1
 
 
-async def test_concurrent_requests_each_get_a_thread_and_the_idle_ones_are_bounded(
-    alice, new_connections, settings
-):
+async def test_concurrent_requests_each_get_a_thread_and_the_idle_ones_are_bounded(alice, new_connections, settings):
     settings.REQUEST_THREADS_IDLE = 2
     request_threads.pool.close()
     token = await async_token_for(alice)
