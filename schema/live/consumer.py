@@ -126,6 +126,13 @@ class GraphQLConsumer(GraphQLWSConsumer):
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         self.scope["user"] = user
         context.fix_socket_identity(user)
+        if isinstance(context.connection_params, dict):
+            # The token has done its work: the socket does not keep it for its lifetime.
+            context.connection_params = {
+                k: v
+                for k, v in context.connection_params.items()
+                if k not in ("authToken", "Authorization", "authorization")
+            }
         self._identified = True
         if user.is_authenticated:
             await self._presence_start(user)
@@ -273,6 +280,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
         self._handler_ended = False
         self._socket_closed = False
         self._daphne_protocol = None
+        # Set later (at the handshake, by the protocol handler), named here so that every
+        # socket's attributes come in one order: the instance dict then stays shared.
+        self.request_id: str | None = None
+        self._ws_handler = None
         # The legacy protocol's connection_init timeout (running until the init arrives).
         self._init_timer: asyncio.Task | None = None
         self._revocation = None

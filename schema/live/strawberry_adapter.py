@@ -69,6 +69,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             return
         await super().handle_subscribe(message)
 
+    async def handle_message(self, message) -> None:
+        try:
+            await super().handle_message(message)
+        finally:
+            forget_frame(message)
+
     def forget_id(self, id: str) -> None:
         self.taken_over.pop(id, None)
         super().forget_id(id)
@@ -102,6 +108,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
             return
         await super().handle_start(message)
 
+    async def handle_message(self, message) -> None:
+        try:
+            await super().handle_message(message)
+        finally:
+            forget_frame(message)
+
     async def handle_async_results(self, operation_id, *args, **kwargs) -> None:
         try:
             await super().handle_async_results(operation_id, *args, **kwargs)
@@ -125,6 +137,15 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         await stop()
         # What Strawberry answers a stopped subscription.
         await super().send_message({"type": "complete", "id": operation_id})
+
+
+def forget_frame(message) -> None:
+    """Empty a decoded frame once its handler has taken what it needs (an operation
+    keeps its query and variables, the context its connection parameters).
+    Strawberry's read loop holds the last frame it decoded until the next one
+    arrives: on an idle socket, its subscribe message for good."""
+    if type(message) is dict:
+        message.clear()
 
 
 def take_over(handler, operation_id: str, stop: Callable[[], Awaitable[None]]) -> bool:

@@ -156,3 +156,19 @@ async def test_a_subscribed_socket_keeps_a_small_instance_dict(protocol, room, b
             assert len(vars(consumer)) <= 29, sorted(vars(consumer))
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_subscribed_socket_keeps_neither_its_token_nor_its_frames(protocol, room, bob):
+    """Idle memory (and the token): the decoded connection_init and subscribe frames
+    go once handled; the operation keeps its query and variables, the context its
+    connection parameters without the token."""
+    client = await connect(bob, protocol)
+    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    try:
+        gc.collect()
+        kept = [o for o in gc.get_objects() if type(o) is dict and ("authToken" in o or o.get("query") == MESSAGE_ADDED)]
+        assert kept == []
+    finally:
+        await client.close()
