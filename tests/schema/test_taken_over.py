@@ -168,7 +168,9 @@ async def test_a_subscribed_socket_keeps_neither_its_token_nor_its_frames(protoc
     await until_listening(f"room.{room.pk}")
     try:
         gc.collect()
-        kept = [o for o in gc.get_objects() if type(o) is dict and ("authToken" in o or o.get("query") == MESSAGE_ADDED)]
+        kept = [
+            o for o in gc.get_objects() if type(o) is dict and ("authToken" in o or o.get("query") == MESSAGE_ADDED)
+        ]
         assert kept == []
     finally:
         await client.close()
