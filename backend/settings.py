@@ -204,7 +204,7 @@ if REDIS_URL:
         raise ImproperlyConfigured("CHANNEL_LAYER must be 'pubsub' or 'redis'.")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "backend.redis_cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "chat"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2, "retry_on_error": [RedisConnectionError]},

@@ -64,10 +64,10 @@ class TestSettings:
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == [
             "django.db.backends.postgresql",
-            "0",
+            "300",
             "True",
             "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "django.core.cache.backends.redis.RedisCache",
+            "backend.redis_cache.SharedRedisCache",
         ]
 
     @pytest.mark.parametrize(
