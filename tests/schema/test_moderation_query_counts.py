@@ -34,8 +34,8 @@ BLOCKED = "query Blocked { me { blockedUsers { username displayName } } }"
 MODERATION_QUERIES = 14
 # Caller, room access, room, members page (with the mute annotations), their users.
 MEMBERS_QUERIES = 5
-# Caller, room access, membership, messages page (senderBlocked annotated), senders.
-HISTORY_QUERIES = 5
+# Caller, room access with the membership, messages page (senderBlocked annotated), senders.
+HISTORY_QUERIES = 4
 # Caller (also `me`), blocks with their users.
 BLOCKED_QUERIES = 2
 
