@@ -415,3 +415,59 @@ class TestInboundQueue:
 
     def test_default(self, settings):
         assert settings.WS_MAX_QUEUED_MESSAGES == 100
+
+
+# --- Frames that are not JSON text: what Strawberry's handlers answer ------------------
+
+
+@pytest.mark.django_db(transaction=True)
+class TestFramesNotJSONText:
+    async def test_a_binary_frame_closes_graphql_transport_ws_with_4400(self, alice):
+        client = WSClient(token=await sync_to_async(token_for)(alice))
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.communicator.send_to(bytes_data=b'{"type": "ping"}')
+        assert await client.receive_close() == 4400
+
+    async def test_text_that_is_not_json_closes_graphql_transport_ws_with_4400(self, alice):
+        client = WSClient(token=await sync_to_async(token_for)(alice))
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.communicator.send_to(text_data="{not json")
+        assert await client.receive_close() == 4400
+
+    async def test_a_binary_frame_closes_graphql_ws_with_1002(self, alice):
+        client = WSClient(token=await sync_to_async(token_for)(alice), protocol="graphql-ws")
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.communicator.send_to(bytes_data=b'{"type": "stop", "id": "1"}')
+        assert await client.receive_close() == 1002
+
+    async def test_text_that_is_not_json_is_ignored_by_graphql_ws(self, alice):
+        client = WSClient(token=await sync_to_async(token_for)(alice), protocol="graphql-ws")
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.communicator.send_to(text_data="{not json")
+        # Still served: the next operation is answered (a query, which graphql-ws refuses).
+        op_id = await client.subscribe(QUERY["query"])
+        answer = await client.receive()
+        assert (answer["type"], answer["id"]) == ("error", op_id), answer
+        await client.close()
+
+    @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+    async def test_frames_sent_together_are_handled_in_order(self, alice, protocol):
+        """No read loop per socket: frames that arrive before the previous one is handled
+        (connection_init still looking up the token) wait, and go in order."""
+        client = WSClient(token=await sync_to_async(token_for)(alice), protocol=protocol)
+        await client.connect(init=False)
+        kind = "start" if protocol == "graphql-ws" else "subscribe"
+        await client.send({"type": "connection_init", "payload": {"authToken": client.token}})
+        for n in range(1, 6):
+            query = f"query Q{n} {{ __typename }}"
+            await client.send({"type": kind, "id": str(n), "payload": {"query": query}})
+        assert (await client.receive())["type"] == "connection_ack"
+        # graphql-transport-ws answers each query (next, complete); graphql-ws refuses each (error).
+        answer = "error" if protocol == "graphql-ws" else "next"
+        got = []
+        while len(got) < 5:
+            message = await client.receive()
+            if message["type"] == answer:
+                got.append(message["id"])
+        assert got == ["1", "2", "3", "4", "5"]
+        await client.close()

@@ -47,6 +47,8 @@ SLOW_CLIENT_CLOSE_CODE = 4429
 INVALID_MESSAGE_CLOSE_CODE = 4400
 # RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
+# Strawberry's own origin list, empty: see GraphQLConsumer.is_websocket_origin_allowed.
+NO_ALLOWED_ORIGINS: frozenset[str] = frozenset()
 # RFC 6455 "Service Restart": this process is draining; reconnect (elsewhere) and resume.
 SERVICE_RESTART_CLOSE_CODE = 1012
 
@@ -190,7 +192,12 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     async def disconnect(self, code) -> None:
         try:
-            await super().disconnect(code)
+            # The frame being handled first (the task stops after it), then the operations.
+            running = self.run_task
+            if running is not None:
+                with contextlib.suppress(Exception):
+                    await running
+            await self._end_handler()
         finally:
             await self._unwatch_revocation()
             await self._realtime_cleanup()
@@ -231,30 +238,63 @@ class GraphQLConsumer(GraphQLWSConsumer):
     # 1013 "try again later" instead of leaving it open and deaf; the client reconnects
     # and resumes from its cursor (the event log has everything it missed).
 
-    # --- malformed frames: Strawberry's protocol handler task reads the inbound queue
-    # and dies on what it cannot handle (JSON nested past the recursion limit, an
-    # operation id that is a list, a legacy ``start`` without payload). A socket
-    # whose handler is gone would stay open, answer nothing and queue every later
-    # frame: so any exception in message handling closes it with 4400, the socket
-    # closes whenever its handler ends, and the inbound queue holds at most
-    # WS_MAX_QUEUED_MESSAGES frames (more closes 4429).
+    # --- inbound frames: Strawberry's protocol handler would read them in a task of
+    # its own, waiting on every socket for the next frame. Here ``receive`` queues a
+    # frame and, unless one runs already, starts a task that hands the waiting frames
+    # to the handler in order and ends when none is left (``handle_frames``): an idle
+    # socket has no task of its own. The queue holds at most WS_MAX_QUEUED_MESSAGES
+    # frames (more closes 4429).
+    #
+    # --- malformed frames: a frame the handler cannot handle (JSON nested past the
+    # recursion limit, an operation id that is a list, a legacy ``start`` without
+    # payload) ends the handler and closes the socket with 4400; a backing service
+    # failing under it (the token lookup at connection_init) with 1013. A socket
+    # whose handler ended closes, and its later frames are ignored.
 
     async def run(self, *args, **kwargs):
+        """Strawberry's view for this socket: the handshake, the protocol handler's
+        start, and the frames that arrived meanwhile."""
         try:
             return await super().run(*args, **kwargs)
-        except (DatabaseError, RedisError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - logged there, with its traceback
+            await self._handler_failed(error)
+        finally:
+            if self._ws_handler is None:  # refused (origin, subprotocol), or failed before its handler
+                self._handler_ended = True
+                await self._close_if_open(INVALID_MESSAGE_CLOSE_CODE, "Invalid message")
+        return None
+
+    async def handle_frames(self) -> None:
+        """Hand the waiting frames to the protocol handler, in order, until none is
+        left (or the handler or the socket ends)."""
+        frames = strawberry_adapter.inbound_frames(self)
+        try:
+            while not frames.empty() and not self._handler_ended and not self._socket_closed:
+                frame = await frames.get()
+                if not await strawberry_adapter.handle_frame(self._ws_handler, frame):
+                    await self._end_handler()
+        except Exception as error:  # noqa: BLE001 - logged there, with its traceback
+            await self._handler_failed(error)
+        finally:
+            self.run_task = None  # no await since the queue was seen empty: receive starts the next
+
+    async def _handler_failed(self, error: Exception) -> None:
+        if isinstance(error, (DatabaseError, RedisError, OSError)):
             if isinstance(error, RedisError):
                 metrics.channel_layer_failed("socket")
             # e.g. the token lookup or a group_add at connection_init while a service is down
-            logger.warning("websocket ended by a service failure; closing with 1013", exc_info=True)
-            await self._close_if_open(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; try again")
-        except Exception:
-            logger.warning("websocket message handling failed; closing with 4400", exc_info=True)
-            await self._close_if_open(INVALID_MESSAGE_CLOSE_CODE, "Invalid message")
-        finally:
-            self._handler_ended = True
-            await self._close_if_open(INVALID_MESSAGE_CLOSE_CODE, "Invalid message")
-        return None
+            logger.warning("websocket ended by a service failure; closing with 1013", exc_info=error)
+            await self._end_handler(TRY_AGAIN_LATER_CLOSE_CODE, "Service unavailable; try again")
+        else:
+            logger.warning("websocket message handling failed; closing with 4400", exc_info=error)
+            await self._end_handler()
+
+    async def _end_handler(self, code: int = INVALID_MESSAGE_CLOSE_CODE, reason: str = "Invalid message") -> None:
+        """Stop the handler's operations, as the end of its read loop would, and close."""
+        ended, self._handler_ended = self._handler_ended, True
+        if not ended and self._ws_handler is not None:
+            await strawberry_adapter.end_handler(self._ws_handler)
+        await self._close_if_open(code, reason)
 
     async def try_again_later(self, wait: bool = True) -> None:
         """Close with 1013 from an operation that failed; with ``wait``, it waits here
@@ -274,6 +314,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
         kwargs.setdefault("connection_init_wait_timeout", timedelta(seconds=settings.WS_CONNECTION_INIT_TIMEOUT))
         kwargs.setdefault("max_subscriptions_per_connection", settings.WS_MAX_SUBSCRIPTIONS)
         super().__init__(*args, **kwargs)
+        # Strawberry builds a frozenset of the allowed origins per socket; ours are
+        # decided by is_websocket_origin_allowed, so every socket shares one.
+        self.allowed_origins = NO_ALLOWED_ORIGINS
         self._cut_off = False
         self._identified = False  # connection_init accepted: the socket's user is fixed
         self._close_sent = False
@@ -356,7 +399,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
                 if json.loads(text_data).get("type") == "connection_init":
                     self._init_timer.cancel()
                     self._init_timer = None
-        await super().receive(text_data=text_data, bytes_data=bytes_data)
+        strawberry_adapter.inbound_frames(self).put_nowait(text_data or None)  # None: not a text frame
+        if self.run_task is None:  # else the running task takes it (the handshake's, or handle_frames)
+            self.run_task = asyncio.create_task(self.handle_frames())
 
     async def send(self, text_data=None, bytes_data=None, close=False) -> None:
         if self._cut_off:

@@ -17,8 +17,11 @@ there, loudly.
   graphql-ws its ``send_message``).
 - ``Info._raw_info`` holds graphql-core's resolve info (the fragments and the
   coerced variables of the operation).
-- ``GraphQLWSConsumer.message_queue`` is the socket's inbound queue (replaced by
-  a lighter one: idle memory per socket).
+- The handlers' read loop (``handle``) is replaced: the consumer hands each frame
+  to ``handle_frame`` from a task that lives only while frames wait, and ends the
+  handler (``end_handler``) as the loop's end would (idle memory per socket).
+- ``GraphQLWSConsumer.message_queue`` holds the frames waiting for the handler
+  (a lighter queue than Strawberry's).
 - ``StrawberryGraphQLCoreExecutionContext`` is the execution context Strawberry
   uses, extended by schema/live/shared_events.py.
 """
@@ -26,6 +29,8 @@ there, loudly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Awaitable, Callable
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -38,6 +43,9 @@ __all__ = [
     "StrawberryGraphQLCoreExecutionContext",
     "TransportWSHandler",
     "complete_taken_over",
+    "end_handler",
+    "handle_frame",
+    "inbound_frames",
     "operation_of_task",
     "operation_open",
     "queued_messages",
@@ -64,6 +72,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         self.view._ws_handler = self
         self.taken_over: dict[str, Callable[[], Awaitable[None]]] = {}
 
+    async def handle(self) -> None:
+        # Strawberry's read loop would wait on every socket for its next frame; the
+        # consumer hands each frame to handle_frame instead, and ends the handler.
+        self.on_request_accepted()
+        await self.view.handle_frames()
+
     async def handle_subscribe(self, message) -> None:
         if await self.view.refuse_if_signed_out():
             return
@@ -74,6 +88,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
             await super().handle_message(message)
         finally:
             forget_frame(message)
+
+    async def handle_connection_init(self, message) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_init_received:
+            # Strawberry cancelled its timer; the cancelled task would stay on the
+            # handler for the socket's lifetime, and with it the CancelledError's
+            # traceback and the frames it holds (about a kilobyte per socket).
+            self.connection_init_timeout_task = None
 
     def forget_id(self, id: str) -> None:
         self.taken_over.pop(id, None)
@@ -102,6 +124,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         self.view._ws_handler = self
         self.taken_over: dict[str, Callable[[], Awaitable[None]]] = {}
         self._quiet_completion: set[str] = set()
+
+    async def handle(self) -> None:
+        # As TransportWSHandler.handle: no read loop of its own.
+        await self.view.handle_frames()
 
     async def handle_start(self, message) -> None:
         if await self.view.refuse_if_signed_out():
@@ -137,6 +163,41 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         await stop()
         # What Strawberry answers a stopped subscription.
         await super().send_message({"type": "complete", "id": operation_id})
+
+
+async def handle_frame(handler, text: str | None) -> bool:
+    """Handle one inbound frame (``text``; None for a binary frame) as the protocol
+    handler's own read loop would; False when the frame ended the handler (the
+    socket is closing, and ``end_handler`` is to be called)."""
+    transport = isinstance(handler, BaseGraphQLTransportWSHandler)
+    if text is None:
+        if transport:
+            await handler.handle_invalid_message("WebSocket message type must be text")
+        else:
+            await handler.websocket.close(code=1002, reason="WebSocket message type must be text")
+        return False
+    try:
+        message = handler.view.decode_json(text)
+    except json.JSONDecodeError:
+        if transport:
+            await handler.handle_invalid_message("WebSocket message must be valid JSON")
+            return False
+        return True  # the legacy protocol ignores what it cannot parse
+    await handler.handle_message(message)
+    return True
+
+
+async def end_handler(handler) -> None:
+    """What the protocol handler does when its read loop ends: stop every operation."""
+    if isinstance(handler, BaseGraphQLTransportWSHandler):
+        await handler.shutdown()
+        return
+    keep_alive = handler.keep_alive_task
+    if keep_alive is not None:
+        keep_alive.cancel()
+        with contextlib.suppress(BaseException):
+            await keep_alive
+    await handler.cleanup()
 
 
 def forget_frame(message) -> None:
@@ -225,6 +286,11 @@ def resolve_info(info: Info):
 def set_message_queue(consumer, queue) -> None:
     """Replace the consumer's inbound frame queue."""
     consumer.message_queue = queue
+
+
+def inbound_frames(consumer):
+    """The consumer's queue of frames waiting for its protocol handler."""
+    return consumer.message_queue
 
 
 def queued_messages(consumer) -> int:

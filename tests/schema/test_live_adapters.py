@@ -59,6 +59,40 @@ class TestStrawberry:
         assigns(BaseGraphQLWSHandler.__init__, "view", "tasks")
         assert {"id", "task", "completed"} <= set(Operation.__slots__)
 
+    def test_the_read_loops_handle_frame_and_end_handler_stand_for(self):
+        # strawberry_adapter.handle_frame / end_handler do what each handler's handle() does per
+        # frame and at its end; a change there (another close code, another clean-up) shows here.
+        transport = inspect.getsource(BaseGraphQLTransportWSHandler.handle)
+        for expected in (
+            "on_request_accepted()",
+            "self.websocket.iter_json()",
+            "self.handle_message(",
+            'handle_invalid_message("WebSocket message type must be text")',
+            'handle_invalid_message(\n                    "WebSocket message must be valid JSON"',
+            "await self.shutdown()",
+        ):
+            assert expected in transport, expected
+        legacy = inspect.getsource(BaseGraphQLWSHandler.handle)
+        for expected in (
+            "iter_json(\n                    ignore_parsing_errors=True",
+            "self.handle_message(",
+            'code=1002, reason="WebSocket message type must be text"',
+            "self.keep_alive_task.cancel()",
+            "await self.cleanup()",
+        ):
+            assert expected in legacy, expected
+        adapter = inspect.getsource(GraphQLWSConsumer.websocket_adapter_class.iter_json)
+        assert "self.view.decode_json(" in adapter and "json.JSONDecodeError" in adapter
+
+    def test_connection_init_cancels_the_timer_it_started(self):
+        # TransportWSHandler.handle_connection_init drops the cancelled timer task.
+        assigns(BaseGraphQLTransportWSHandler.on_request_accepted, "connection_init_timeout_task")
+        assigns(
+            BaseGraphQLTransportWSHandler.handle_connection_init,
+            "connection_init_timeout_task.cancel",
+            "connection_init_received",
+        )
+
     def test_what_a_take_over_relies_on(self):
         # graphql-transport-ws: a completed Operation sends nothing more; the client's
         # complete and the socket's end go through cleanup_operation; complete forgets the id.

@@ -174,3 +174,42 @@ async def test_a_subscribed_socket_keeps_neither_its_token_nor_its_frames(protoc
         assert kept == []
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_initialised_socket_keeps_no_timer_of_its_connection_init(protocol, room, bob):
+    """Idle memory: once connection_init has arrived, no task of its timeout (not even
+    a cancelled one, which holds its traceback and frames) stays on the socket."""
+    client = await connect(bob, protocol)
+    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    try:
+        gc.collect()
+        timers = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, asyncio.Task)
+            and getattr(o.get_coro(), "__name__", "") in ("handle_connection_init_timeout", "_close_unless_initialised")
+        ]
+        assert timers == []
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_idle_socket_has_no_task_reading_its_frames(protocol, room, bob):
+    """Idle memory: no task waits for a socket's next frame; one runs only while
+    frames wait for the protocol handler."""
+    client = await connect(bob, protocol)
+    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    try:
+        await asyncio.sleep(0.2)
+        readers = [
+            task
+            for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") in ("GraphQLConsumer.run", "GraphQLConsumer.handle_frames")
+        ]
+        assert readers == []
+    finally:
+        await client.close()
