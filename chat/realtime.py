@@ -687,34 +687,15 @@ class RoomStream:
     # --- the loop ----------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[Delivery]:
-        start = None if self.after is None else decode_cursor(self.after)
+        resuming = self.after is not None
         if self.room_id is not None:
             await database_sync_to_async(_authorize_room)(self.user, self.room_id)
         try:
-            # Groups first, positions second: see the module docstring.
-            if self.follows_membership:
-                await self._group_add(user_group(self.user.pk))
-                rooms = await database_sync_to_async(_joined_rooms)(self.user.pk, None)
-            else:
-                rooms = {self.room_id: (0, 0)}
-            for room in rooms:
-                await self._group_add(room_group(room))
-            joined = await database_sync_to_async(_joined_rooms)(self.user.pk, self.room_id)
-            if self.room_id is not None and self.room_id not in joined:
-                raise NotFound("Room not found.")
-            for room in list(rooms):
-                if room not in joined:  # left in between
-                    await self._group_discard(room_group(room))
-            for room, (joined_seq, last_seq) in joined.items():
-                if room not in rooms:  # joined in between
-                    await self._group_add(room_group(room))
-                if start is None:
-                    self.positions[room] = last_seq
-                else:
-                    # Replay from the cursor, never from before the user joined.
-                    self.positions[room] = max(start.get(room, 0), joined_seq - 1, 0)
+            # The start-up's locals live in a frame of their own: this generator's
+            # frame stays for the subscription's lifetime, and holds only the loop's.
+            await self._start()
             async for delivery in self._fill(list(self.positions)):
-                if start is not None:
+                if resuming:
                     metrics.replayed()
                 yield delivery
 
@@ -723,6 +704,8 @@ class RoomStream:
             checker.register(self)
             while not self._done:
                 if self._driving and self._queue.empty() and not self._early:
+                    # Nothing of the last delivery stays held while idle.
+                    delivery = message = None
                     self._idle = True
                     try:
                         yield Idle(self)
@@ -755,6 +738,32 @@ class RoomStream:
         finally:
             checker.unregister(self)
             await self._release()
+
+    async def _start(self) -> None:
+        """Join the groups, then set the positions: the live end, or the cursor's."""
+        start = None if self.after is None else decode_cursor(self.after)
+        # Groups first, positions second: see the module docstring.
+        if self.follows_membership:
+            await self._group_add(user_group(self.user.pk))
+            rooms = await database_sync_to_async(_joined_rooms)(self.user.pk, None)
+        else:
+            rooms = {self.room_id: (0, 0)}
+        for room in rooms:
+            await self._group_add(room_group(room))
+        joined = await database_sync_to_async(_joined_rooms)(self.user.pk, self.room_id)
+        if self.room_id is not None and self.room_id not in joined:
+            raise NotFound("Room not found.")
+        for room in list(rooms):
+            if room not in joined:  # left in between
+                await self._group_discard(room_group(room))
+        for room, (joined_seq, last_seq) in joined.items():
+            if room not in rooms:  # joined in between
+                await self._group_add(room_group(room))
+            if start is None:
+                self.positions[room] = last_seq
+            else:
+                # Replay from the cursor, never from before the user joined.
+                self.positions[room] = max(start.get(room, 0), joined_seq - 1, 0)
 
     # --- driven by the engine ------------------------------------------------------
 
