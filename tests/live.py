@@ -32,6 +32,9 @@ def server_env(**overrides: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "REDIS_URL"} and not key.startswith("DJANGO_")
     }
+    # A test server stopped at the end of its test drains for a second, not the
+    # default ten (the tests of the drain set their own period).
+    env["SHUTDOWN_DRAIN_SECONDS"] = "1"
     env.update(overrides)
     return env
 
