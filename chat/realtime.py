@@ -889,6 +889,8 @@ class Checker:
                 logger.warning("realtime check failed", exc_info=True)
                 continue
             self.wake(streams, last_seqs, joined)
+            # Not held while asleep: a set of rooms per user, and streams that may close meanwhile.
+            streams = joined = users = rooms = None
 
     def wake(self, streams: Iterable[RoomStream], last_seqs: dict[int, int], joined: Mapping[int, set[int]]) -> None:
         """Wake the subscriptions behind what the previous check saw, or whose

@@ -379,6 +379,14 @@ class GraphQLConsumer(GraphQLWSConsumer):
             self._init_timer.cancel()
         await super().websocket_disconnect(message)
 
+    async def websocket_receive(self, message) -> None:
+        try:
+            await super().websocket_receive(message)
+        finally:
+            # Channels' dispatch loop holds the last message it dispatched until the
+            # next one arrives: on an idle socket, its subscribe frame for good.
+            message.clear()
+
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self._cut_off or self._handler_ended:
             return  # closing: nobody reads frames any more

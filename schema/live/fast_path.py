@@ -66,7 +66,7 @@ class FastPath:
     """Delivers stored events to one subscription operation of one socket as
     shared frames."""
 
-    __slots__ = ("consumer", "counted", "field", "handler", "operation_id", "prefix", "renderer", "signature")
+    __slots__ = ("consumer", "counted", "field", "handler", "idle", "operation_id", "prefix", "renderer", "signature")
 
     # Takes over its subscription once it is live (chat.realtime.DrivingSink).
     drives = True
@@ -75,6 +75,7 @@ class FastPath:
         self.consumer = consumer
         self.field = field  # the subscription field's response key, the path of its errors
         self.counted = False  # in the open-subscriptions gauge since the take-over
+        self.idle = None  # the subscription, once taken over
         self.handler = handler
         self.operation_id = operation_id
         self.prefix = prefix
@@ -136,15 +137,17 @@ class FastPath:
         operation task, generators and extension state go; the engine resumes the
         subscription only when something arrives for it."""
 
-        async def stop() -> None:
-            await idle.stop()
-            self._ended()
-
-        if not strawberry_adapter.take_over(self.handler, self.operation_id, stop):
+        self.idle = idle
+        if not strawberry_adapter.take_over(self.handler, self.operation_id, self._stop):
+            self.idle = None
             return False
         metrics.subscription_handed_over()
         self.counted = True
         return True
+
+    async def _stop(self) -> None:
+        await self.idle.stop()
+        self._ended()
 
     def _ended(self) -> None:
         if self.counted:

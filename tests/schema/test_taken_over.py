@@ -213,3 +213,24 @@ async def test_an_idle_socket_has_no_task_reading_its_frames(protocol, room, bob
         assert readers == []
     finally:
         await client.close()
+
+
+async def test_a_received_frame_is_let_go_once_handled(monkeypatch, room, bob):
+    """Channels' dispatch loop holds the last message it dispatched until the next
+    arrives (on an idle socket, for good): the consumer empties it once handled."""
+    received = []
+    handle = GraphQLConsumer.websocket_receive
+
+    async def spy(self, message):
+        received.append(message)
+        await handle(self, message)
+
+    monkeypatch.setattr(GraphQLConsumer, "websocket_receive", spy)
+    client = await connect(bob, PROTOCOLS[0])
+    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    try:
+        assert len(received) == 2  # connection_init, subscribe
+        assert received == [{}, {}]
+    finally:
+        await client.close()
