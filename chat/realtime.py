@@ -451,7 +451,7 @@ class RoomStream:
     positions: dict[int, int] = field(default_factory=dict)
     _groups: Counter = field(default_factory=Counter)
     _queue: _Inbox = field(init=False)
-    _presence_seen: dict[int, str] = field(default_factory=dict)
+    _presence_seen: dict[int, str] | None = None  # made at the first presence change
     _done: bool = False
     _idle: bool = False  # waiting for the next message, everything before it delivered
     _early: dict[int, dict[int, dict]] | None = None  # {room: {seq: message}} arrived before their turn
@@ -649,7 +649,9 @@ class RoomStream:
             # Sent once per shared room: deliver each change of a user once.
             key = f"{payload.get('online')}@{payload.get('at')}"
             user = _user_id(payload.get("user"))
-            if self._presence_seen.get(user) == key:
+            if self._presence_seen is None:
+                self._presence_seen = {}
+            elif self._presence_seen.get(user) == key:
                 return None
             self._presence_seen[user] = key
         return self._delivery(message)
@@ -909,6 +911,18 @@ class Checker:
 checker = Checker()
 
 
+_kinds: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared_kinds(kinds: Iterable[str] | None) -> frozenset[str] | None:
+    """One frozenset per set of kinds, shared by the subscriptions asking for it (a
+    frozenset costs about 200 bytes, and there are a handful of distinct sets)."""
+    if kinds is None:
+        return None
+    kinds = frozenset(kinds)
+    return _kinds.setdefault(kinds, kinds)
+
+
 def room_events(
     user: User,
     *,
@@ -929,7 +943,7 @@ def room_events(
         user=user,
         room_id=room_id,
         after=after,
-        kinds=frozenset(kinds) if kinds is not None else None,
+        kinds=_shared_kinds(kinds),
         ephemeral=ephemeral,
         sink=sink,
     )
