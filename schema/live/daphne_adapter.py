@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from autobahn.websocket.protocol import WebSocketProtocol
+
 
 def connection(send: Any) -> Any | None:
     """What an ASGI ``send`` callable replies through under daphne (its
@@ -55,18 +57,13 @@ def send_close_frame(protocol: Any, code: int, reason: str) -> None:
 # ``write``; this writes that frame, and keeps autobahn's counters. Any other
 # state returns False and the caller sends through ASGI as before.
 
-_STATE_OPEN = None  # autobahn's WebSocketProtocol.STATE_OPEN, read once
+_STATE_OPEN = WebSocketProtocol.STATE_OPEN
 
 
 def send_text(protocol: Any, payload: bytes) -> bool:
     """Write ``payload`` as one text frame on ``protocol`` (an open autobahn server
     protocol) as autobahn's ``sendMessage`` would; False (nothing written) when
     only autobahn's own path may send it."""
-    global _STATE_OPEN
-    if _STATE_OPEN is None:
-        from autobahn.websocket.protocol import WebSocketProtocol
-
-        _STATE_OPEN = WebSocketProtocol.STATE_OPEN
     length = len(payload)
     if (
         protocol.state != _STATE_OPEN
