@@ -50,8 +50,8 @@ def access_room(user: User, room_id, *, member: bool = False, moderate: bool = F
     else:
         qs = rooms_joined_by(user) if member else rooms_visible_to(user)
     try:
-        return qs.get(pk=int(room_id))
-    except (Room.DoesNotExist, ValueError, TypeError):
+        return qs.get(pk=_room_pk(room_id))
+    except Room.DoesNotExist:
         raise NotFound("Room not found.") from None
 
 
