@@ -416,9 +416,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
             return  # closing: nothing more for a client that stopped reading
         protocol = self._daphne_protocol
         # Under daphne a text frame goes straight to the connection (see daphne_adapter.send_text).
-        if not (
-            text_data and not close and protocol is not None and daphne_adapter.send_text(protocol, text_data.encode())
-        ):
+        written = False
+        if text_data and not close and protocol is not None:
+            written = daphne_adapter.send_text(protocol, text_data.encode())
+        if not written:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         if protocol is None:
             return
