@@ -124,3 +124,14 @@ def test_a_thread_past_the_idle_limit_closes_its_connections_and_ends(settings, 
     assert len(set(idents) & alive) == 1  # the kept one
     request_threads.pool.close()
     assert not set(idents) & {t.ident for t in threading.enumerate()}
+
+
+def test_asgirefs_thread_for_sync_code_outside_requests_is_an_executor():
+    """tests/conftest.py closes the connections of asgiref's thread for sync code run
+    outside a request (the WebSocket side's) through ``SyncToAsync.single_thread_executor``
+    before the test database is dropped: an upgrade that renames it fails here."""
+    from concurrent.futures import Executor
+
+    from asgiref.sync import SyncToAsync
+
+    assert isinstance(SyncToAsync.single_thread_executor, Executor)
