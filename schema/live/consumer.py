@@ -396,7 +396,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
             logger.warning("websocket message of %d bytes refused (limit %d)", size, settings.WS_MAX_MESSAGE_BYTES)
             await self.close(code=1009, reason="Message too big")
             return
-        if strawberry_adapter.queued_messages(self) >= settings.WS_MAX_QUEUED_MESSAGES:
+        frames = strawberry_adapter.inbound_frames(self)
+        if frames.qsize() >= settings.WS_MAX_QUEUED_MESSAGES:
             self._cut_off = True
             logger.warning("websocket inbound queue full (%d frames), closing 4429", settings.WS_MAX_QUEUED_MESSAGES)
             metrics.slow_client_cut_off(self.graphql_protocol)
@@ -407,7 +408,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
                 if json.loads(text_data).get("type") == "connection_init":
                     self._init_timer.cancel()
                     self._init_timer = None
-        strawberry_adapter.inbound_frames(self).put_nowait(text_data or None)  # None: not a text frame
+        frames.put_nowait(text_data or None)  # None: not a text frame
         if self.run_task is None:  # else the running task takes it (the handshake's, or handle_frames)
             self.run_task = asyncio.create_task(self.handle_frames())
 

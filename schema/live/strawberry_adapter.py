@@ -48,7 +48,6 @@ __all__ = [
     "inbound_frames",
     "operation_of_task",
     "operation_open",
-    "queued_messages",
     "resolve_info",
     "set_message_queue",
     "take_over",
@@ -291,8 +290,3 @@ def set_message_queue(consumer, queue) -> None:
 def inbound_frames(consumer):
     """The consumer's queue of frames waiting for its protocol handler."""
     return consumer.message_queue
-
-
-def queued_messages(consumer) -> int:
-    """How many inbound frames wait for the consumer's protocol handler."""
-    return consumer.message_queue.qsize()
