@@ -7,6 +7,7 @@ its own (a one-room subscription after the user left) or on a failing source."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 
 import pytest
@@ -141,21 +142,29 @@ class TestTakenOver:
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def idle_subscribed_socket(user, protocol: str, room):
+    """A socket of ``user`` with one live ``messageAdded`` subscription to ``room``
+    (the process listening to the room), closed when the block ends."""
+    client = await connect(user, protocol)
+    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
+    await until_listening(f"room.{room.pk}")
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_subscribed_socket_keeps_a_small_instance_dict(protocol, room, bob):
     """Idle memory: CPython shares the keys of its instances' dicts (a few hundred
     bytes each instead of about 1.6 KB) only up to 29 attributes."""
-    client = await connect(bob, protocol)
-    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
-    await until_listening(f"room.{room.pk}")
-    try:
+    async with idle_subscribed_socket(bob, protocol, room):
         gc.collect()
         consumers = [o for o in gc.get_objects() if type(o) is GraphQLConsumer and not o._socket_closed]
         assert consumers
         for consumer in consumers:
             assert len(vars(consumer)) <= 29, sorted(vars(consumer))
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -163,27 +172,19 @@ async def test_a_subscribed_socket_keeps_neither_its_token_nor_its_frames(protoc
     """Idle memory (and the token): the decoded connection_init and subscribe frames
     go once handled; the operation keeps its query and variables, the context its
     connection parameters without the token."""
-    client = await connect(bob, protocol)
-    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
-    await until_listening(f"room.{room.pk}")
-    try:
+    async with idle_subscribed_socket(bob, protocol, room):
         gc.collect()
         kept = [
             o for o in gc.get_objects() if type(o) is dict and ("authToken" in o or o.get("query") == MESSAGE_ADDED)
         ]
         assert kept == []
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_an_initialised_socket_keeps_no_timer_of_its_connection_init(protocol, room, bob):
     """Idle memory: once connection_init has arrived, no task of its timeout (not even
     a cancelled one, which holds its traceback and frames) stays on the socket."""
-    client = await connect(bob, protocol)
-    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
-    await until_listening(f"room.{room.pk}")
-    try:
+    async with idle_subscribed_socket(bob, protocol, room):
         gc.collect()
         timers = [
             o
@@ -192,18 +193,13 @@ async def test_an_initialised_socket_keeps_no_timer_of_its_connection_init(proto
             and getattr(o.get_coro(), "__name__", "") in ("handle_connection_init_timeout", "_close_unless_initialised")
         ]
         assert timers == []
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_an_idle_socket_has_no_task_reading_its_frames(protocol, room, bob):
     """Idle memory: no task waits for a socket's next frame; one runs only while
     frames wait for the protocol handler."""
-    client = await connect(bob, protocol)
-    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
-    await until_listening(f"room.{room.pk}")
-    try:
+    async with idle_subscribed_socket(bob, protocol, room):
         await asyncio.sleep(0.2)
         readers = [
             task
@@ -211,8 +207,6 @@ async def test_an_idle_socket_has_no_task_reading_its_frames(protocol, room, bob
             if getattr(task.get_coro(), "__qualname__", "") in ("GraphQLConsumer.run", "GraphQLConsumer.handle_frames")
         ]
         assert readers == []
-    finally:
-        await client.close()
 
 
 async def test_a_received_frame_is_let_go_once_handled(monkeypatch, room, bob):
@@ -226,11 +220,6 @@ async def test_a_received_frame_is_let_go_once_handled(monkeypatch, room, bob):
         await handle(self, message)
 
     monkeypatch.setattr(GraphQLConsumer, "websocket_receive", spy)
-    client = await connect(bob, PROTOCOLS[0])
-    await client.subscribe(MESSAGE_ADDED, {"roomId": rid(room)})
-    await until_listening(f"room.{room.pk}")
-    try:
+    async with idle_subscribed_socket(bob, PROTOCOLS[0], room):
         assert len(received) == 2  # connection_init, subscribe
         assert received == [{}, {}]
-    finally:
-        await client.close()
