@@ -18,7 +18,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # sets up Django before the imports below
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from backend.request_threads import reuse_request_threads  # noqa: E402
@@ -29,12 +29,8 @@ from schema.live.http_stream import with_send_in_scope  # noqa: E402
 
 # SIGTERM drains the process before it stops (docs/operations.md#shutdown-and-drain).
 application = drain.DrainGate(
-    ProtocolTypeRouter(
-        {
-            "http": with_send_in_scope(reuse_request_threads(django_asgi_app)),
-            "websocket": URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
-        }
-    )
+    http=with_send_in_scope(reuse_request_threads(django_asgi_app)),
+    websocket=URLRouter([re_path(r"^graphql/?$", GraphQLConsumer.as_asgi(schema=schema))]),
 )
 drain.install()
 

@@ -115,6 +115,6 @@ async def test_drain_gate_counts_http_requests_in_flight():
     async def app(scope, receive, send):
         seen.append(drain.http_in_flight())
 
-    gate = drain.DrainGate(app)
+    gate = drain.DrainGate(http=app, websocket=app)
     await gate({"type": "http"}, None, None)
     assert seen == [1] and drain.http_in_flight() == 0

@@ -20,7 +20,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable
 
+from asgiref.sync import markcoroutinefunction
 from django.conf import settings
 
 from chat import lifecycle
@@ -40,27 +42,46 @@ def http_in_flight() -> int:
 
 
 class DrainGate:
-    """ASGI middleware: refuses new WebSocket handshakes while the process drains
-    (the client sees HTTP 403 and connects elsewhere) and counts the HTTP requests
-    running (the drain waits for them)."""
+    """The ASGI application's entry, by protocol (as Channels' ProtocolTypeRouter):
+    it refuses new WebSocket handshakes while the process drains (the client sees
+    HTTP 403 and connects elsewhere) and counts the HTTP requests running (the
+    drain waits for them).
 
-    def __init__(self, app):
-        self.app = app
+    It is not a coroutine function but returns one: for a WebSocket, the routed
+    application's own. An ``async def`` router stays suspended in ``await`` for as
+    long as its connection lives, a frame per idle socket (two with Channels'
+    router under this gate).
+    """
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and lifecycle.draining():
-            message = await receive()
-            if message["type"] == "websocket.connect":
-                await send({"type": "websocket.close", "code": 1012})
-            return
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        global _http_in_flight
-        _http_in_flight += 1
-        try:
-            return await self.app(scope, receive, send)
-        finally:
-            _http_in_flight -= 1
+    def __init__(self, http, websocket):
+        self.http = http
+        self.websocket = websocket
+
+    @markcoroutinefunction  # what ASGI servers check to tell ASGI 3 from ASGI 2
+    def __call__(self, scope, receive, send) -> Awaitable[None]:
+        kind = scope["type"]
+        if kind == "websocket":
+            if lifecycle.draining():
+                return _refuse_handshake(receive, send)
+            return self.websocket(scope, receive, send)
+        if kind == "http":
+            return _counted(self.http, scope, receive, send)
+        raise ValueError(f"No application for scope type {kind!r}")
+
+
+async def _refuse_handshake(receive, send) -> None:
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1012})
+
+
+async def _counted(app, scope, receive, send) -> None:
+    global _http_in_flight
+    _http_in_flight += 1
+    try:
+        return await app(scope, receive, send)
+    finally:
+        _http_in_flight -= 1
 
 
 def _hard_exit() -> None:
