@@ -317,6 +317,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         # Strawberry builds a frozenset of the allowed origins per socket; ours are
         # decided by is_websocket_origin_allowed, so every socket shares one.
         self.allowed_origins = NO_ALLOWED_ORIGINS
+        strawberry_adapter.no_channel_listening(self)  # no channel per socket: nothing to listen on
         self._cut_off = False
         self._identified = False  # connection_init accepted: the socket's user is fixed
         self._close_sent = False

@@ -22,6 +22,9 @@ there, loudly.
   handler (``end_handler``) as the loop's end would (idle memory per socket).
 - ``GraphQLWSConsumer.message_queue`` holds the frames waiting for the handler
   (a lighter queue than Strawberry's).
+- ``ChannelsConsumer.listen_queues``, ``_group_refs`` and ``_group_lock`` are
+  the per-socket bookkeeping of ``listen_to_channel``, which needs a channel per
+  socket: our sockets have none, so every socket shares one empty set of them.
 - ``StrawberryGraphQLCoreExecutionContext`` is the execution context Strawberry
   uses, extended by schema/live/shared_events.py.
 """
@@ -46,6 +49,7 @@ __all__ = [
     "end_handler",
     "handle_frame",
     "inbound_frames",
+    "no_channel_listening",
     "operation_of_task",
     "operation_open",
     "resolve_info",
@@ -290,3 +294,27 @@ def set_message_queue(consumer, queue) -> None:
 def inbound_frames(consumer):
     """The consumer's queue of frames waiting for its protocol handler."""
     return consumer.message_queue
+
+
+class _NothingListens(dict):
+    """``listen_queues`` of a socket without a channel: no queue listens to any
+    message type (``ChannelsConsumer.dispatch`` reads it, and finds none)."""
+
+    def __missing__(self, key):
+        return ()
+
+    def __setitem__(self, key, value):
+        raise TypeError("a socket without a channel of its own cannot listen to the channel layer")
+
+
+_NOTHING_LISTENS = _NothingListens()
+
+
+def no_channel_listening(consumer) -> None:
+    """Drop the consumer's own bookkeeping of ``listen_to_channel`` (a dict, a
+    Counter and a lock per socket). The method refuses to run without a channel
+    layer before it reads any of them; the dispatch of a layer message, which no
+    socket without a channel receives, would find no queue listening."""
+    consumer.listen_queues = _NOTHING_LISTENS
+    consumer._group_refs = None
+    consumer._group_lock = None

@@ -54,6 +54,14 @@ class TestStrawberry:
         consumer = GraphQLWSConsumer(schema=schema)
         assert hasattr(consumer, "message_queue")
 
+    def test_channel_listening_bookkeeping_is_per_socket_and_unused_without_a_layer(self):
+        # strawberry_adapter.no_channel_listening replaces exactly these three attributes.
+        consumer = GraphQLWSConsumer(schema=schema)
+        assert {"listen_queues", "_group_refs", "_group_lock"} <= set(vars(consumer))
+        assigns(GraphQLWSConsumer.dispatch, "listen_queues[type_]")
+        listen = inspect.getsource(GraphQLWSConsumer.listen_to_channel)
+        assert listen.index("if self.channel_layer is None") < listen.index("self.listen_queues")
+
     def test_handlers_keep_their_view_operations_and_tasks(self):
         assigns(BaseGraphQLTransportWSHandler.__init__, "view", "operations")
         assigns(BaseGraphQLWSHandler.__init__, "view", "tasks")

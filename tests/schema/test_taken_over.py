@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -193,6 +194,35 @@ async def test_an_initialised_socket_keeps_no_timer_of_its_connection_init(proto
             and getattr(o.get_coro(), "__name__", "") in ("handle_connection_init_timeout", "_close_unless_initialised")
         ]
         assert timers == []
+
+
+async def test_an_idle_socket_holds_no_frame_of_the_entry_router(room, bob):
+    """Idle memory: the application's entry (schema/live/drain.DrainGate, routing by
+    protocol) hands back the routed application's coroutine instead of awaiting it,
+    so a connection holds no suspended frame of it for its lifetime."""
+    async with idle_subscribed_socket(bob, PROTOCOLS[0], room):
+        gc.collect()
+        suspended = {o.cr_code.co_qualname for o in gc.get_objects() if inspect.iscoroutine(o) and o.cr_frame}
+        assert "URLRouter.__call__" in suspended  # the socket's own chain is seen
+        assert not {"DrainGate.__call__", "ProtocolTypeRouter.__call__"} & suspended, suspended
+
+
+async def test_sockets_share_their_unusable_channel_listening(room, bob, carol):
+    """Idle memory: Strawberry's bookkeeping for listening to a socket's own channel
+    (a dict, a Counter and a lock per socket) is one shared empty set here, where no
+    socket has a channel; listening still refuses as Strawberry does."""
+    async with idle_subscribed_socket(bob, PROTOCOLS[0], room), idle_subscribed_socket(carol, PROTOCOLS[1], room):
+        gc.collect()
+        consumers = [o for o in gc.get_objects() if type(o) is GraphQLConsumer and not o._socket_closed]
+        assert len(consumers) == 2
+        first, second = consumers
+        assert first.listen_queues is second.listen_queues
+        assert list(first.listen_queues["chat.event"]) == []
+        assert first._group_refs is None and first._group_lock is None
+        with pytest.raises(RuntimeError, match="Layers integration is required"):
+            async with first.listen_to_channel("chat.event"):
+                pass
+        await first.dispatch({"type": "chat.event"})  # no queue listens: nothing happens
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
