@@ -162,6 +162,26 @@ def listening(group: str) -> int:
     return len(realtime.hub().listeners.get(group, ()))
 
 
+def _started(listener) -> bool:
+    """A stream listens to its groups before it reads its positions (chat.realtime):
+    it has started once the periodic checker watches it, after its start-up and
+    what it replays. Other listeners (a socket's revocation) start as they join."""
+    stream = getattr(listener, "__self__", None)
+    return not isinstance(stream, realtime.RoomStream) or stream in realtime.checker.streams
+
+
+async def until_listening(group: str, count: int = 1, settle: float = 0.15) -> None:
+    """Wait until ``count`` subscriptions listen to ``group`` and have started: an
+    event committed from then on is theirs. ``settle``: a moment more, for what
+    the test's subscriptions do around their start (presence, replays sent)."""
+    for _ in range(1000):
+        if sum(map(_started, realtime.hub().listeners.get(group, ()))) >= count:
+            await asyncio.sleep(settle)
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nobody started listening to {group}")
+
+
 async def group_size(group: str) -> int:
     """How many channels are in a channel-layer group: in-memory, pub/sub (this
     process's subscription) or Redis sorted-set layer."""

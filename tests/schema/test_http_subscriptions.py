@@ -16,7 +16,7 @@ from chat.services import messages as message_services
 from chat.tokens import revocation_group
 from schema.global_ids import encode_id
 from schema.live import fast_path, http_stream
-from tests.clients import MULTIPART_ACCEPT, SSE_ACCEPT, HttpStreamClient, listening, token_for
+from tests.clients import MULTIPART_ACCEPT, SSE_ACCEPT, HttpStreamClient, listening, token_for, until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,15 +48,6 @@ async def subscribe(user: User | None, mode: str, query: str = ROOM_EVENTS, vari
     client = HttpStreamClient(query, variables, token=token, accept=MODES[mode], **kwargs)
     assert await client.start() == 200
     return client
-
-
-async def until_listening(group: str, count: int = 1) -> None:
-    for _ in range(250):
-        if listening(group) >= count:
-            await asyncio.sleep(0.1)
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"nobody joined {group}")
 
 
 def result_of(client: HttpStreamClient, message: dict) -> dict:

@@ -5,8 +5,6 @@ answered per viewer on live events too."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -14,7 +12,7 @@ from chat.models import Room, User
 from chat.services import moderation
 from chat.services import rooms as room_services
 from schema.global_ids import encode_id
-from tests.clients import WSClient, group_size, listening, token_for
+from tests.clients import WSClient, group_size, token_for, until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,15 +48,6 @@ async def connect(user: User, protocol: str) -> WSClient:
     ack = await client.connect()
     assert ack["type"] == "connection_ack", ack
     return client
-
-
-async def until_listening(group: str, count: int = 1) -> None:
-    for _ in range(250):
-        if listening(group) >= count:
-            await asyncio.sleep(0.15)  # positions are read after the group is joined
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"nobody joined {group}")
 
 
 async def next_events(client: WSClient, op: str, n: int) -> list[dict]:

@@ -20,7 +20,7 @@ from chat.services import messages as message_services
 from chat.services import rooms as room_services
 from schema.events.types import clear_caches
 from schema.global_ids import encode_id
-from tests.clients import WSClient, group_size, listening, token_for
+from tests.clients import WSClient, group_size, token_for, until_listening
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,16 +72,6 @@ def rid(room: Room) -> str:
 
 def uid(user: User) -> str:
     return encode_id("User", user.pk)
-
-
-async def until_listening(group: str, count: int = 1) -> None:
-    """Wait until ``count`` subscriptions listen to ``group`` and their positions are read."""
-    for _ in range(200):
-        if listening(group) >= count:
-            await asyncio.sleep(0.15)
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"nobody joined {group}")
 
 
 async def connect(user: User | None, protocol: str) -> WSClient:
