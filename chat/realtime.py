@@ -52,6 +52,7 @@ from chat.cursors import decode_cursor, encode_cursor
 from chat.errors import NotFound
 from chat.events import EPHEMERAL_TYPE, EVENT_TYPE, NOTIFICATION_TYPE, event_message, room_group, user_group
 from chat.models import Event, Membership, Room, User
+from chat.tokens import AUTH_REVOKED_TYPE, REVOCATION_GROUP
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +280,17 @@ class _Inbox(LightQueue):
 Listener = Callable[[dict], Awaitable[None]]
 
 
+class SignedInConnection(Protocol):
+    """A signed-in connection (a WebSocket, a streamed HTTP response), as the hub
+    closes it."""
+
+    async def revoked(self) -> None:
+        """The user's tokens were revoked: end the connection (4403)."""
+
+    async def layer_failed(self) -> None:
+        """The channel layer failed: end the connection (1013, reconnect)."""
+
+
 class Hub:
     """One channel on the layer for the whole process (per event loop): the process
     joins a group once, when its first local listener arrives, leaves it when the
@@ -290,10 +302,15 @@ class Hub:
     ``chat.events.publish``); one without it (sent to a room group by hand) is a
     message of its room's group.
 
-    A layer that fails closes the connections that depend on this process's
-    channel (``failure_callbacks``): the clients reconnect and resume from their
-    cursor. A layer can also fail silently (a pub/sub connection that Redis
-    dropped only logs and retries): every ``REALTIME_CHECK_INTERVAL`` the hub
+    It also keeps the process's signed-in connections by user (``watch_user``):
+    a revocation (``tokens.revoke_all_tokens``, sent to the one revocation group)
+    closes the user's, whatever their number, and costs a connection a dict
+    entry, not a group, listener and callback of its own.
+
+    A layer that fails closes the signed-in connections, which depend on this
+    process's channel: the clients reconnect and resume from their cursor. A
+    layer can also fail silently (a pub/sub connection that Redis dropped only
+    logs and retries): every ``REALTIME_CHECK_INTERVAL`` the hub
     sends itself a heartbeat, and two intervals without any message while it
     waits for one count as a failure.
     """
@@ -303,7 +320,7 @@ class Hub:
         self.loop = loop
         self.channel: str | None = None
         self.listeners: dict[str, dict[Listener, None]] = {}  # group -> listeners, in arrival order
-        self.failure_callbacks: dict[Callable[[], Awaitable[None]], None] = {}
+        self.signed_in: dict[int, dict[SignedInConnection, None]] = {}  # user id -> the user's connections here
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
@@ -354,6 +371,31 @@ class Hub:
     def groups(self) -> set[str]:
         return set(self.listeners)
 
+    async def watch_user(self, user_id: int, connection: SignedInConnection) -> None:
+        """Have ``connection`` closed when ``user_id``'s tokens are revoked or the
+        layer fails; the process is in the revocation group when this returns."""
+        self.signed_in.setdefault(user_id, {})[connection] = None
+        await self.join(REVOCATION_GROUP, self._revoke)
+
+    async def unwatch_user(self, user_id: int, connection: SignedInConnection) -> None:
+        connections = self.signed_in.get(user_id)
+        if connections is None or connection not in connections:
+            return
+        del connections[connection]
+        if not connections:
+            del self.signed_in[user_id]
+        if not self.signed_in:  # the process's last signed-in connection: leave the group
+            await self.leave(REVOCATION_GROUP, self._revoke)
+
+    async def _revoke(self, message: dict) -> None:
+        if message.get("type") != AUTH_REVOKED_TYPE:
+            return
+        for connection in list(self.signed_in.get(message.get("user"), ())):
+            try:
+                await connection.revoked()
+            except Exception:
+                logger.exception("closing a revoked connection failed")
+
     async def _receive(self) -> None:
         try:
             while True:
@@ -403,16 +445,16 @@ class Hub:
     async def _fail(self) -> None:
         """Forget every group and listener (a new join starts afresh) and close the
         connections that depended on them."""
-        callbacks = list(self.failure_callbacks)
+        connections = [connection for user in self.signed_in.values() for connection in user]
         self.listeners.clear()
-        self.failure_callbacks.clear()
+        self.signed_in.clear()
         tasks = [t for t in (self._task, self._heartbeat) if t is not None and t is not asyncio.current_task()]
         self.channel, self._task, self._heartbeat = None, None, None
         for task in tasks:
             task.cancel()
-        for callback in callbacks:
+        for connection in connections:
             with contextlib.suppress(Exception):
-                await callback()
+                await connection.layer_failed()
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}

@@ -33,15 +33,23 @@ from chat.errors import Unauthenticated
 from chat.models import RefreshToken, User
 
 ACCESS = "access"
-# Channel-layer message sent to ``revocation_group(user_id)`` when every token
-# of a user ends: WebSocket connections authenticated as that user close (4403).
+# Channel-layer message sent to ``REVOCATION_GROUP`` when every token of a user
+# ends: the connections authenticated as that user close (4403).
 AUTH_REVOKED_TYPE = "auth.revoked"
 AUTHORIZATION_PREFIXES = ("JWT", "Bearer")
 
 
-def revocation_group(user_id) -> str:
-    """The channel-layer group of every open socket authenticated as ``user_id``."""
-    return f"auth.{user_id}"
+# The channel-layer group of every process with signed-in connections; a
+# revocation message names its user (chat.realtime.Hub.watch_user).
+REVOCATION_GROUP = "auth.revocations"
+
+
+def user_id_of(payload: dict) -> int:
+    """The user id of a verified access token's payload."""
+    try:
+        return int(payload["sub"])
+    except (KeyError, TypeError, ValueError):
+        raise Unauthenticated("Invalid token.") from None
 
 
 def signing_key() -> str:
@@ -95,7 +103,7 @@ def verify_access_token(token: str) -> tuple[User, dict]:
     """The user and payload of a valid, unrevoked access token, or ``Unauthenticated``."""
     payload = decode_access_token(token)
     try:
-        user = User.objects.get(pk=int(payload["sub"]), is_active=True)
+        user = User.objects.get(pk=user_id_of(payload), is_active=True)
     except (User.DoesNotExist, ValueError, TypeError):
         raise Unauthenticated("Invalid token.") from None
     if payload.get("ver") != user.token_version:
@@ -253,6 +261,6 @@ def revoke_all_tokens(user: User) -> datetime:
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
         RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
-        events.publish_on_commit([revocation_group(user.pk)], {"type": AUTH_REVOKED_TYPE, "user": user.pk})
+        events.publish_on_commit([REVOCATION_GROUP], {"type": AUTH_REVOKED_TYPE, "user": user.pk})
     user.refresh_from_db(fields=["token_version"])
     return now

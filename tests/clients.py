@@ -162,6 +162,11 @@ def listening(group: str) -> int:
     return len(realtime.hub().listeners.get(group, ()))
 
 
+def watched(user_id: int) -> int:
+    """How many connections of this process a revocation of ``user_id`` would close."""
+    return len(realtime.hub().signed_in.get(user_id, ()))
+
+
 def _started(listener) -> bool:
     """A stream listens to its groups before it reads its positions (chat.realtime):
     it has started once the periodic checker watches it, after its start-up and

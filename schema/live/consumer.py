@@ -154,28 +154,24 @@ class GraphQLConsumer(GraphQLWSConsumer):
         return True
 
     async def _watch_revocation(self, token: str) -> None:
-        """Listen to the token's user's revocation group *before* the database check
-        of ``token_version``: a revocation committed in between is then either seen
-        by the check or delivered to this socket, never lost. The process joins the
-        group once for all the user's sockets (chat.realtime.Hub)."""
-        group = tokens.revocation_group(tokens.decode_access_token(token)["sub"])
+        """Watch for the token's user's revocation *before* the database check of
+        ``token_version``: a revocation committed in between is then either seen by
+        the check or delivered to this socket, never lost (chat.realtime.Hub)."""
+        user_id = tokens.user_id_of(tokens.decode_access_token(token))
         process = realtime.hub()
-        process.failure_callbacks[self._layer_failed] = None
-        await process.join(group, self._revoked)
-        self._revocation = (process, group)
+        await process.watch_user(user_id, self)
+        self._revocation = (process, user_id)
 
     async def _unwatch_revocation(self) -> None:
         revocation, self._revocation = self._revocation, None
         if revocation is not None:
-            process, group = revocation
-            process.failure_callbacks.pop(self._layer_failed, None)
-            await process.leave(group, self._revoked)
+            process, user_id = revocation
+            await process.unwatch_user(user_id, self)
 
-    async def _revoked(self, message: dict) -> None:
-        if message.get("type") == tokens.AUTH_REVOKED_TYPE:
-            await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
+    async def revoked(self) -> None:
+        await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
 
-    async def _layer_failed(self) -> None:
+    async def layer_failed(self) -> None:
         if not self._socket_closed:
             await self.close(code=TRY_AGAIN_LATER_CLOSE_CODE, reason="Real-time service unavailable; reconnect")
 

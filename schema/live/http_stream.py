@@ -335,27 +335,23 @@ class HttpSubscription:
     # --- revocation ----------------------------------------------------------------
 
     async def watch_revocation(self, user) -> bool:
-        """Listen to the user's revocation group, then check that the token is still
-        good: a revocation committed in between is seen by one or the other."""
+        """Watch for the user's revocation, then check that the token is still good:
+        a revocation committed in between is seen by one or the other."""
         process = realtime.hub()
-        group = tokens.revocation_group(user.pk)
-        process.failure_callbacks[self._layer_failed] = None
-        await process.join(group, self._revoked)
-        self._revocation = (process, group)
+        await process.watch_user(user.pk, self)
+        self._revocation = (process, user.pk)
         return await database_sync_to_async(tokens.still_signed_in)(user)
 
     async def _unwatch_revocation(self) -> None:
         revocation, self._revocation = self._revocation, None
         if revocation is not None:
-            process, group = revocation
-            process.failure_callbacks.pop(self._layer_failed, None)
-            await process.leave(group, self._revoked)
+            process, user_id = revocation
+            await process.unwatch_user(user_id, self)
 
-    async def _revoked(self, message: dict) -> None:
-        if message.get("type") == tokens.AUTH_REVOKED_TYPE:
-            await self.close(4403, "Token revoked")
+    async def revoked(self) -> None:
+        await self.close(4403, "Token revoked")
 
-    async def _layer_failed(self) -> None:
+    async def layer_failed(self) -> None:
         await self.close(1013, "Real-time service unavailable")
 
     # --- Strawberry's pipeline -----------------------------------------------------

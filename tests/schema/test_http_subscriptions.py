@@ -13,10 +13,9 @@ from channels.db import database_sync_to_async
 from chat import lifecycle
 from chat.models import Room, User
 from chat.services import messages as message_services
-from chat.tokens import revocation_group
 from schema.global_ids import encode_id
 from schema.live import fast_path, http_stream
-from tests.clients import MULTIPART_ACCEPT, SSE_ACCEPT, HttpStreamClient, listening, token_for, until_listening
+from tests.clients import MULTIPART_ACCEPT, SSE_ACCEPT, HttpStreamClient, listening, token_for, until_listening, watched
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -203,7 +202,7 @@ async def test_too_expensive_is_query_too_complex(alice, settings):
 async def test_revocation_ends_the_stream(alice, room, mode):
     client = await subscribe(alice, mode, variables={"roomId": rid(room)})
     await until_listening(f"room.{room.pk}")
-    assert listening(revocation_group(alice.pk)) == 1
+    assert watched(alice.pk) == 1
     revoke = HttpStreamClient(REVOKE_ALL_TOKENS, token=await sync_to_async(token_for)(alice), accept="application/json")
     assert await revoke.start() == 200
     assert '"revoked"' in await revoke.body()
@@ -211,7 +210,7 @@ async def test_revocation_ends_the_stream(alice, room, mode):
     assert result_of(client, messages[0])["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     await client.communicator.wait(timeout=5)
     assert listening(f"room.{room.pk}") == 0
-    assert listening(revocation_group(alice.pk)) == 0
+    assert watched(alice.pk) == 0
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -220,7 +219,7 @@ async def test_disconnect_releases_the_subscription(alice, bob, room, mode):
     await until_listening(f"room.{room.pk}")
     await client.disconnect()
     assert listening(f"room.{room.pk}") == 0
-    assert listening(revocation_group(alice.pk)) == 0
+    assert watched(alice.pk) == 0
     await send(bob, room, "nobody listens")  # and nothing breaks
 
 

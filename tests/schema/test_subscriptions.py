@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from chat.models import Message, Room, User
 from chat.services import messages as message_services
 from chat.services import rooms as room_services
+from chat.tokens import REVOCATION_GROUP
 from schema.events.types import clear_caches
 from schema.global_ids import encode_id
 from tests.clients import WSClient, group_size, token_for, until_listening
@@ -612,15 +613,11 @@ class TestGroups:
         await client.subscribe(NOTIFICATIONS)
         await until_listening(f"room.{room.pk}")
         await asyncio.sleep(0.2)
-        names = (f"room.{room.pk}", f"user.{bob.pk}", f"auth.{bob.pk}")
-        groups = await groups_of(*names)
+        names = (f"room.{room.pk}", f"user.{bob.pk}", REVOCATION_GROUP)
         # The process is in each group once, however many subscriptions need it.
-        assert {g: n for g, n in groups.items() if not g.startswith("auth.")} == {
-            f"room.{room.pk}": 1,
-            f"user.{bob.pk}": 1,
-        }
+        assert await groups_of(*names) == {f"room.{room.pk}": 1, f"user.{bob.pk}": 1, REVOCATION_GROUP: 1}
         await client.close()
-        assert await groups_of(*names) == {}  # every group of the socket, the auth one included
+        assert await groups_of(*names) == {}  # every group of the socket, the revocations' included
 
     async def test_closing_one_subscription_keeps_the_other(self, protocol, room, alice, bob):
         client = await connect(bob, protocol)

@@ -15,9 +15,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
-from chat import realtime
+from chat import realtime, tokens
 from chat.services import messages as message_services
 from chat.services import rooms as room_services
+from chat.tokens import REVOCATION_GROUP
 from schema.live.consumer import GraphQLConsumer
 from tests.clients import group_size
 from tests.schema.test_subscriptions import (
@@ -205,6 +206,26 @@ async def test_an_idle_socket_holds_no_frame_of_the_entry_router(room, bob):
         suspended = {o.cr_code.co_qualname for o in gc.get_objects() if inspect.iscoroutine(o) and o.cr_frame}
         assert "URLRouter.__call__" in suspended  # the socket's own chain is seen
         assert not {"DrainGate.__call__", "ProtocolTypeRouter.__call__"} & suspended, suspended
+
+
+async def test_signed_in_sockets_share_one_revocation_listener(room, alice, bob):
+    """Idle memory: the process is in one revocation group with one listener, and
+    knows its sockets by user (a dict entry each), whoever signed in; a revocation
+    closes its user's sockets and no one else's."""
+    async with (
+        idle_subscribed_socket(bob, PROTOCOLS[0], room) as bobs,
+        idle_subscribed_socket(alice, PROTOCOLS[1], room) as alices,
+    ):
+        hub = realtime.hub()
+        assert len(hub.listeners[REVOCATION_GROUP]) == 1
+        assert not [group for group in hub.listeners if group.startswith("auth.") and group != REVOCATION_GROUP]
+        assert {user: len(sockets) for user, sockets in hub.signed_in.items()} == {bob.pk: 1, alice.pk: 1}
+        await sync_to_async(tokens.revoke_all_tokens)(bob)
+        assert await bobs.receive_close() == 4403
+        assert await alices.nothing(0.3)
+        assert set(hub.signed_in) == {alice.pk}
+    assert realtime.hub().signed_in == {}
+    assert REVOCATION_GROUP not in realtime.hub().listeners  # the last one gone, the process left
 
 
 async def test_sockets_share_their_unusable_channel_listening(room, bob, carol):
