@@ -383,6 +383,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
             # Channels' dispatch loop holds the last message it dispatched until the
             # next one arrives: on an idle socket, its subscribe frame for good.
             message.clear()
+            daphne_adapter.forget_frame_mask(self._daphne_protocol)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self._cut_off or self._handler_ended:

@@ -38,6 +38,15 @@ def limit_incoming_frames(protocol: Any, max_bytes: int) -> None:
     protocol.failByDrop = False
 
 
+def forget_frame_mask(protocol: Any) -> None:
+    """autobahn keeps the unmasking state of the last frame it read
+    (``current_frame_masker``: a native buffer and its wrapper) until the next
+    frame's header replaces it, so an idle socket holds its last frame's for good.
+    Between frames (no ``current_frame``) autobahn does not read it."""
+    if protocol is not None and protocol.current_frame is None:
+        protocol.current_frame_masker = None
+
+
 def send_close_frame(protocol: Any, code: int, reason: str) -> None:
     """A close frame with any code: autobahn's ``sendClose()`` refuses the 1xxx
     codes other than 1000 (1009 "message too big" included), so send it the way

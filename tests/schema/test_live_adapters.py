@@ -298,6 +298,27 @@ class TestDaphne:
                 assert not daphne_adapter.send_text(other, payload), name
                 assert other.transport.written == [], name
 
+    def test_autobahn_replaces_the_frame_mask_at_each_frame_and_ends_frames_with_none(self):
+        # daphne_adapter.forget_frame_mask drops the last frame's mask between frames.
+        process = inspect.getsource(WebSocketServerProtocol.processData)
+        new_frame = process[process.index("if self.current_frame is None:") :]
+        assert "self.current_frame_masker = create_xor_masker(" in new_frame
+        assert "self.current_frame_masker = XorMaskerNull()" in new_frame
+        assert new_frame.index("self.current_frame_masker = XorMaskerNull()") < new_frame.index(
+            "self.current_frame_masker.pointer()"
+        )
+        assert inspect.getsource(WebSocketServerProtocol.onFrameEnd).rstrip().endswith("self.current_frame = None")
+
+    def test_the_frame_mask_goes_only_between_frames(self):
+        between = types.SimpleNamespace(current_frame=None, current_frame_masker=object())
+        daphne_adapter.forget_frame_mask(between)
+        assert between.current_frame_masker is None
+        mask = object()
+        within = types.SimpleNamespace(current_frame=object(), current_frame_masker=mask)
+        daphne_adapter.forget_frame_mask(within)
+        assert within.current_frame_masker is mask
+        daphne_adapter.forget_frame_mask(None)  # not under daphne
+
     def test_autobahn_frame_limit_and_close_frame(self):
         assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
         assert "maxFramePayloadSize" in WebSocketServerProtocol.CONFIG_ATTRS
