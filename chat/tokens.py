@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,16 +95,17 @@ def decode_access_token(token: str) -> dict:
     return payload
 
 
-def user_for_access_token(token: str) -> User:
-    """The active user an access token belongs to, or ``Unauthenticated``."""
-    return verify_access_token(token)[0]
+def user_for_access_token(token: str, defer: Iterable[str] = ()) -> User:
+    """The active user an access token belongs to, or ``Unauthenticated``.
+    ``defer``: fields loaded only when read (``QuerySet.defer``)."""
+    return verify_access_token(token, defer)[0]
 
 
-def verify_access_token(token: str) -> tuple[User, dict]:
+def verify_access_token(token: str, defer: Iterable[str] = ()) -> tuple[User, dict]:
     """The user and payload of a valid, unrevoked access token, or ``Unauthenticated``."""
     payload = decode_access_token(token)
     try:
-        user = User.objects.get(pk=user_id_of(payload), is_active=True)
+        user = User.objects.defer(*defer).get(pk=user_id_of(payload), is_active=True)
     except (User.DoesNotExist, ValueError, TypeError):
         raise Unauthenticated("Invalid token.") from None
     if payload.get("ver") != user.token_version:

@@ -49,6 +49,10 @@ INVALID_MESSAGE_CLOSE_CODE = 4400
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
 # Strawberry's own origin list, empty: see GraphQLConsumer.is_websocket_origin_allowed.
 NO_ALLOWED_ORIGINS: frozenset[str] = frozenset()
+
+# A socket holds its user for as long as it is open: the fields that live delivery,
+# authorization and presence do not read are loaded if an operation reads them.
+SOCKET_USER_DEFERRED = ("password", "first_name", "last_name", "email", "bio", "date_joined", "last_login")
 # RFC 6455 "Service Restart": this process is draining; reconnect (elsewhere) and resume.
 SERVICE_RESTART_CLOSE_CODE = 1012
 
@@ -123,7 +127,11 @@ class GraphQLConsumer(GraphQLWSConsumer):
             token = self._init_token(context.connection_params) or self._handshake_token()
             if token:
                 await self._watch_revocation(token)
-            user = await sync_to_async(tokens.user_for_access_token)(token) if token else AnonymousUser()
+            user = (
+                await sync_to_async(tokens.user_for_access_token)(token, SOCKET_USER_DEFERRED)
+                if token
+                else AnonymousUser()
+            )
         except ChatError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         self.scope["user"] = user

@@ -19,7 +19,7 @@ from chat import realtime, tokens
 from chat.services import messages as message_services
 from chat.services import rooms as room_services
 from chat.tokens import REVOCATION_GROUP
-from schema.live.consumer import GraphQLConsumer
+from schema.live.consumer import SOCKET_USER_DEFERRED, GraphQLConsumer
 from tests.clients import group_size
 from tests.schema.test_subscriptions import (
     MESSAGE_ADDED,
@@ -144,6 +144,11 @@ class TestTakenOver:
         await client.close()
 
 
+def live_consumers() -> list[GraphQLConsumer]:
+    gc.collect()
+    return [o for o in gc.get_objects() if type(o) is GraphQLConsumer and not o._socket_closed]
+
+
 @contextlib.asynccontextmanager
 async def idle_subscribed_socket(user, protocol: str, room):
     """A socket of ``user`` with one live ``messageAdded`` subscription to ``room``
@@ -226,6 +231,20 @@ async def test_signed_in_sockets_share_one_revocation_listener(room, alice, bob)
         assert set(hub.signed_in) == {alice.pk}
     assert realtime.hub().signed_in == {}
     assert REVOCATION_GROUP not in realtime.hub().listeners  # the last one gone, the process left
+
+
+async def test_a_socket_holds_its_user_without_the_fields_it_does_not_need(room, bob):
+    """Idle memory: a socket's user (held for its lifetime) is loaded without its
+    password hash, email, bio and dates, which no subscription of its own reads;
+    reading one loads it."""
+    await sync_to_async(type(bob).objects.filter(pk=bob.pk).update)(email="bob@example.com", bio="Hi, I'm Bob.")
+    async with idle_subscribed_socket(bob, PROTOCOLS[0], room):
+        users = {id(c.scope["user"]): c.scope["user"] for c in live_consumers()}
+        assert len(users) == 1
+        [user] = users.values()
+        assert set(SOCKET_USER_DEFERRED) <= user.get_deferred_fields()
+        assert user.username == "bob" and user.is_active and not user.is_staff
+        assert await sync_to_async(lambda: (user.email, user.bio))() == ("bob@example.com", "Hi, I'm Bob.")
 
 
 async def test_sockets_share_their_unusable_channel_listening(room, bob, carol):
