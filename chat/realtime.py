@@ -320,7 +320,8 @@ class Hub:
         self.loop = loop
         self.channel: str | None = None
         self.listeners: dict[str, dict[Listener, None]] = {}  # group -> listeners, in arrival order
-        self.signed_in: dict[int, dict[SignedInConnection, None]] = {}  # user id -> the user's connections here
+        # user id -> the user's connections here (a list: most users have one or two)
+        self.signed_in: dict[int, list[SignedInConnection]] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
@@ -374,14 +375,16 @@ class Hub:
     async def watch_user(self, user_id: int, connection: SignedInConnection) -> None:
         """Have ``connection`` closed when ``user_id``'s tokens are revoked or the
         layer fails; the process is in the revocation group when this returns."""
-        self.signed_in.setdefault(user_id, {})[connection] = None
+        connections = self.signed_in.setdefault(user_id, [])
+        if connection not in connections:
+            connections.append(connection)
         await self.join(REVOCATION_GROUP, self._revoke)
 
     async def unwatch_user(self, user_id: int, connection: SignedInConnection) -> None:
         connections = self.signed_in.get(user_id)
         if connections is None or connection not in connections:
             return
-        del connections[connection]
+        connections.remove(connection)
         if not connections:
             del self.signed_in[user_id]
         if not self.signed_in:  # the process's last signed-in connection: leave the group
