@@ -45,6 +45,13 @@ AUTHORIZATION_PREFIXES = ("JWT", "Bearer")
 REVOCATION_GROUP = "auth.revocations"
 
 
+def user_revocation_group(user_id: int) -> str:
+    """The per-user group in which server processes before ``REVOCATION_GROUP``
+    listened for a user's revocation. A revocation goes there too, so that during
+    a rolling upgrade the processes not yet upgraded close the user's sockets."""
+    return f"auth.{user_id}"
+
+
 def user_id_of(payload: dict) -> int:
     """The user id of a verified access token's payload."""
     try:
@@ -263,6 +270,8 @@ def revoke_all_tokens(user: User) -> datetime:
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(token_version=F("token_version") + 1)
         RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
-        events.publish_on_commit([REVOCATION_GROUP], {"type": AUTH_REVOKED_TYPE, "user": user.pk})
+        events.publish_on_commit(
+            [REVOCATION_GROUP, user_revocation_group(user.pk)], {"type": AUTH_REVOKED_TYPE, "user": user.pk}
+        )
     user.refresh_from_db(fields=["token_version"])
     return now

@@ -13,6 +13,7 @@ import inspect
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.db import OperationalError
 
 from chat import realtime, tokens
@@ -245,6 +246,16 @@ async def test_a_socket_holds_its_user_without_the_fields_it_does_not_need(room,
         assert set(SOCKET_USER_DEFERRED) <= user.get_deferred_fields()
         assert user.username == "bob" and user.is_active and not user.is_staff
         assert await sync_to_async(lambda: (user.email, user.bio))() == ("bob@example.com", "Hi, I'm Bob.")
+
+
+async def test_a_revocation_also_reaches_the_per_user_group_of_processes_not_yet_upgraded(bob):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(f"auth.{bob.pk}", channel)
+    await sync_to_async(tokens.revoke_all_tokens)(bob)
+    message = await asyncio.wait_for(layer.receive(channel), 2)
+    assert (message["type"], message["user"]) == (tokens.AUTH_REVOKED_TYPE, bob.pk)
+    await layer.group_discard(f"auth.{bob.pk}", channel)
 
 
 async def test_sockets_share_their_unusable_channel_listening(room, bob, carol):
