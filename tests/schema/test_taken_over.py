@@ -248,6 +248,29 @@ async def test_a_socket_holds_its_user_without_the_fields_it_does_not_need(room,
         assert await sync_to_async(lambda: (user.email, user.bio))() == ("bob@example.com", "Hi, I'm Bob.")
 
 
+async def test_mutations_over_the_socket_read_the_fields_its_user_defers(room, bob):
+    """graphql-transport-ws runs mutations too: those that read the socket user's
+    deferred fields (its password, email, dates) load them, and answer as over HTTP."""
+    async with idle_subscribed_socket(bob, "graphql-transport-ws", room) as client:
+        profile = await client.execute('mutation { updateProfile(input: {bio: "Hi"}) { bio email dateJoined } }')
+        assert "errors" not in profile, profile
+        assert profile["data"]["updateProfile"]["bio"] == "Hi"
+        assert profile["data"]["updateProfile"]["email"] == "bob@example.com"
+        assert profile["data"]["updateProfile"]["dateJoined"]
+        change = 'mutation ($old: String) { changePassword(oldPassword: $old, newPassword: "a new long password 8") { token } }'
+        wrong = await client.execute(change, {"old": "not the password"})
+        assert wrong["errors"][0]["extensions"]["fields"] == {"oldPassword": ["Wrong password."]}, wrong
+        await client.send(
+            {
+                "type": "subscribe",
+                "id": "right",
+                "payload": {"query": change, "variables": {"old": "correct horse battery"}},
+            }
+        )
+        assert await client.receive_close() == 4403  # every token of the user ended, this socket's too
+    assert await sync_to_async(lambda: type(bob).objects.get(pk=bob.pk).check_password("a new long password 8"))()
+
+
 async def test_a_revocation_also_reaches_the_per_user_group_of_processes_not_yet_upgraded(bob):
     layer = get_channel_layer()
     channel = await layer.new_channel()
