@@ -102,22 +102,28 @@ def decode_access_token(token: str) -> dict:
     return payload
 
 
-def user_for_access_token(token: str, defer: Iterable[str] = ()) -> User:
-    """The active user an access token belongs to, or ``Unauthenticated``.
-    ``defer``: fields loaded only when read (``QuerySet.defer``)."""
-    return verify_access_token(token, defer)[0]
+def user_for_access_token(token: str) -> User:
+    """The active user an access token belongs to, or ``Unauthenticated``."""
+    return verify_access_token(token)[0]
 
 
-def verify_access_token(token: str, defer: Iterable[str] = ()) -> tuple[User, dict]:
+def verify_access_token(token: str) -> tuple[User, dict]:
     """The user and payload of a valid, unrevoked access token, or ``Unauthenticated``."""
     payload = decode_access_token(token)
+    return user_for_payload(payload), payload
+
+
+def user_for_payload(payload: dict, defer: Iterable[str] = ()) -> User:
+    """The active user of a decoded access token (``decode_access_token``) that has
+    not been revoked since, or ``Unauthenticated``. ``defer``: fields loaded only
+    when read (``QuerySet.defer``)."""
     try:
         user = User.objects.defer(*defer).get(pk=user_id_of(payload), is_active=True)
-    except (User.DoesNotExist, ValueError, TypeError):
+    except User.DoesNotExist:
         raise Unauthenticated("Invalid token.") from None
     if payload.get("ver") != user.token_version:
         raise Unauthenticated("Token has been revoked.")
-    return user, payload
+    return user
 
 
 def still_signed_in(user: User) -> bool:

@@ -125,13 +125,11 @@ class GraphQLConsumer(GraphQLWSConsumer):
             raise ConnectionRejectionError({"message": "Too many initialisation requests"})
         try:
             token = self._init_token(context.connection_params) or self._handshake_token()
+            user = AnonymousUser()
             if token:
-                await self._watch_revocation(token)
-            user = (
-                await sync_to_async(tokens.user_for_access_token)(token, SOCKET_USER_DEFERRED)
-                if token
-                else AnonymousUser()
-            )
+                payload = tokens.decode_access_token(token)
+                await self._watch_revocation(tokens.user_id_of(payload))
+                user = await sync_to_async(tokens.user_for_payload)(payload, SOCKET_USER_DEFERRED)
         except ChatError as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None
         self.scope["user"] = user
@@ -161,11 +159,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
         await self.close(code=FORBIDDEN_CLOSE_CODE, reason="Token revoked")
         return True
 
-    async def _watch_revocation(self, token: str) -> None:
-        """Watch for the token's user's revocation *before* the database check of
+    async def _watch_revocation(self, user_id: int) -> None:
+        """Watch for the user's revocation *before* the database check of
         ``token_version``: a revocation committed in between is then either seen by
         the check or delivered to this socket, never lost (chat.realtime.Hub)."""
-        user_id = tokens.user_id_of(tokens.decode_access_token(token))
         process = realtime.hub()
         await process.watch_user(user_id, self)
         self._revocation = (process, user_id)
