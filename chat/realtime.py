@@ -448,7 +448,7 @@ class Hub:
     async def _fail(self) -> None:
         """Forget every group and listener (a new join starts afresh) and close the
         connections that depended on them."""
-        connections = [connection for user in self.signed_in.values() for connection in user]
+        connections = [connection for of_user in self.signed_in.values() for connection in of_user]
         self.listeners.clear()
         self.signed_in.clear()
         tasks = [t for t in (self._task, self._heartbeat) if t is not None and t is not asyncio.current_task()]

@@ -47,14 +47,15 @@ SLOW_CLIENT_CLOSE_CODE = 4429
 INVALID_MESSAGE_CLOSE_CODE = 4400
 # RFC 6455 "Try Again Later": a backing service (database, channel layer) failed.
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
+# RFC 6455 "Service Restart": this process is draining; reconnect (elsewhere) and resume.
+SERVICE_RESTART_CLOSE_CODE = 1012
+
 # Strawberry's own origin list, empty: see GraphQLConsumer.is_websocket_origin_allowed.
 NO_ALLOWED_ORIGINS: frozenset[str] = frozenset()
 
 # A socket holds its user for as long as it is open: the fields that live delivery,
 # authorization and presence do not read are loaded if an operation reads them.
 SOCKET_USER_DEFERRED = ("password", "first_name", "last_name", "email", "bio", "date_joined", "last_login")
-# RFC 6455 "Service Restart": this process is draining; reconnect (elsewhere) and resume.
-SERVICE_RESTART_CLOSE_CODE = 1012
 
 
 @contextlib.asynccontextmanager
