@@ -9,6 +9,7 @@ import os
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 
+from asgiref.sync import markcoroutinefunction
 from channels.routing import URLRouter
 from django.urls import re_path
 
@@ -27,7 +28,10 @@ if os.environ.get("BENCH_PRESENCE", "0") != "1":
 baseline_router = URLRouter([re_path(r"^bench/ws/(?P<room_id>\d+)/$", BaselineConsumer.as_asgi())])
 
 
-async def application(scope, receive, send):
+@markcoroutinefunction  # for daphne's ASGI 3 check
+def application(scope, receive, send):
+    # Hands back the routed application's coroutine rather than awaiting it: an
+    # ``async def`` here would hold a frame per socket, on both sides.
     if scope["type"] == "websocket" and scope["path"].startswith("/bench/ws/"):
-        return await baseline_router(scope, receive, send)
-    return await project_application(scope, receive, send)
+        return baseline_router(scope, receive, send)
+    return project_application(scope, receive, send)

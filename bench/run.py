@@ -739,6 +739,8 @@ def scenario_fanout(ctx: Context, server: Server) -> list[dict]:
     plans = [(20, 20, 10, 10)] if ctx.quick else [(200, 10, 20, 50), (1000, 2, 6, 20)]
     if os.environ.get("BENCH_FANOUT_N"):  # e.g. BENCH_FANOUT_N=1000 to profile one size
         plans = [plan for plan in plans if str(plan[0]) in os.environ["BENCH_FANOUT_N"].split(",")]
+    if os.environ.get("BENCH_FANOUT_BURST"):  # e.g. 3000: a saturation phase long enough to profile
+        plans = [(*plan[:3], int(os.environ["BENCH_FANOUT_BURST"])) for plan in plans]
     rows = []
     for n, rate, rate_count, burst in plans:
         row = {"n": n, "rate_msgs_per_s": rate, "burst": burst}
