@@ -26,7 +26,7 @@ from asgiref.sync import markcoroutinefunction
 from django.conf import settings
 
 from chat import lifecycle
-from schema.live import twisted_adapter
+from schema.live import daphne_adapter, twisted_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class DrainGate:
         if kind == "websocket":
             if lifecycle.draining():
                 return _refuse_handshake(receive, send)
-            return self.websocket(scope, receive, send)
+            return self.websocket(scope, daphne_adapter.light_receive(receive, send), send)
         if kind == "http":
             return _counted(self.http, scope, receive, send)
         raise ValueError(f"No application for scope type {kind!r}")

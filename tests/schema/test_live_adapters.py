@@ -7,9 +7,11 @@ that never engages, a slow client never cut off, a group left behind)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import inspect
+import re
 import types
 
 import pytest
@@ -34,7 +36,7 @@ from twisted.internet.tcp import Connection as TCPConnection
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from schema import schema
-from schema.live import channels_adapter, daphne_adapter, http_stream, strawberry_adapter, twisted_adapter
+from schema.live import channels_adapter, daphne_adapter, drain, http_stream, strawberry_adapter, twisted_adapter
 from schema.live.channels_adapter import LinearInMemoryChannelLayer
 from schema.live.channels_redis_adapter import WaitingRedisChannelLayer
 from schema.live.consumer import GraphQLConsumer
@@ -220,6 +222,77 @@ class TestDaphne:
         send = functools.partial(Server.__new__(Server).handle_reply, protocol)
         assert daphne_adapter.daphne_protocol(send) is protocol
         assert daphne_adapter.daphne_protocol(lambda message: None) is None
+
+    def test_a_websocket_reads_daphnes_input_queue_through_its_get_and_daphne_only_puts(self):
+        """What ``daphne_adapter.LightReceive`` relies on: the application's ``receive``
+        is the ``get`` of the queue daphne returns from ``create_application``, the
+        WebSocket protocol keeps that queue as ``application_queue``, and all it does
+        with it is ``put_nowait``."""
+        import daphne.ws_protocol
+
+        create = inspect.getsource(Server.create_application)
+        assert "input_queue = asyncio.Queue()" in create
+        assert "receive=input_queue.get" in create
+        assert "return input_queue" in create
+        assert "self.application_queue = application_queue" in inspect.getsource(
+            WebSocketProtocol.applicationCreateWorked
+        )
+        uses = re.findall(r"application_queue\.(\w+)", inspect.getsource(daphne.ws_protocol))
+        assert uses and set(uses) == {"put_nowait"}, uses
+
+    async def test_a_light_queue_takes_the_place_of_daphnes_at_the_first_receive(self):
+        protocol = WebSocketProtocol()
+        protocol.transport = None
+        send = functools.partial(Server.__new__(Server).handle_reply, protocol)
+        daphnes = asyncio.Queue()
+        receive = daphne_adapter.light_receive(daphnes.get, send)
+        assert isinstance(receive, daphne_adapter.LightReceive)
+        # daphne sets its queue on the protocol once the application is made, and queues the connect.
+        protocol.application_queue = daphnes
+        daphnes.put_nowait({"type": "websocket.connect"})
+        daphnes.put_nowait({"type": "websocket.receive", "text": "1"})
+        assert await receive() == {"type": "websocket.connect"}
+        assert protocol.application_queue is receive and daphnes.empty()
+        protocol.application_queue.put_nowait({"type": "websocket.receive", "text": "2"})
+        assert await receive() == {"type": "websocket.receive", "text": "1"}
+        assert await receive() == {"type": "websocket.receive", "text": "2"}
+        waiting = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)
+        protocol.application_queue.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        assert await waiting == {"type": "websocket.disconnect", "code": 1000}
+
+    async def test_a_receive_that_is_not_daphnes_queue_stays(self):
+        protocol = WebSocketProtocol()
+        protocol.transport = None
+        send = functools.partial(Server.__new__(Server).handle_reply, protocol)
+        queue = asyncio.Queue()
+        assert daphne_adapter.light_receive(queue.get, lambda message: None) == queue.get  # not daphne's send
+        assert daphne_adapter.light_receive(queue.get_nowait, send) == queue.get_nowait  # not its get
+        # Wired otherwise than daphne does (another queue on the protocol): it keeps reading its own.
+        receive = daphne_adapter.light_receive(queue.get, send)
+        protocol.application_queue = other = asyncio.Queue()
+        queue.put_nowait({"type": "websocket.connect"})
+        assert await receive() == {"type": "websocket.connect"}
+        assert protocol.application_queue is other
+
+    async def test_the_entry_gives_websockets_the_light_receive(self):
+        protocol = WebSocketProtocol()
+        protocol.transport = None
+        send = functools.partial(Server.__new__(Server).handle_reply, protocol)
+        received = []
+
+        async def websocket(scope, receive, send):
+            received.append(receive)
+
+        async def http(scope, receive, send):
+            received.append(receive)
+
+        gate = drain.DrainGate(http=http, websocket=websocket)
+        queue = asyncio.Queue()
+        await gate({"type": "websocket"}, queue.get, send)
+        await gate({"type": "http"}, queue.get, send)
+        assert isinstance(received[0], daphne_adapter.LightReceive)
+        assert received[1] == queue.get
 
     def test_an_http_request_reaches_its_connection(self):
         """HTTP subscription streams (schema/live/http_stream.py) find daphne's request
