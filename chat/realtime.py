@@ -212,7 +212,7 @@ def reorder_wait() -> float:
 class LightQueue:
     """An unbounded queue for one reader, as light as possible while empty (a
     socket waits on a few of these for hours): an ``asyncio.Queue`` holds four
-    deques, about 2 KB, even when empty (issue 8, idle memory per socket)."""
+    deques, about 3 KB, even when empty."""
 
     __slots__ = ("__weakref__", "_items", "_waiter")
 
