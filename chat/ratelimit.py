@@ -28,17 +28,31 @@ def hit(key: str, limit: int, window: int) -> None:
     """Count one attempt under ``key``; raise ``RateLimited`` past ``limit`` per ``window`` seconds."""
     cache_key, retry_after = _window(key, window)
     try:
-        cache.add(cache_key, 0, timeout=window + 1)
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:  # expired between add and incr
-            cache.set(cache_key, 1, timeout=window + 1)
-            count = 1
+        count = _add(cache_key, window, 1)
     except Exception:  # noqa: BLE001 - see _unavailable
         return _unavailable(key)
     if count > limit:
         metrics.rate_limited(_action(key))
         raise RateLimited(retry_after=max(retry_after, 1))
+
+
+def _add(cache_key: str, window: int, amount: int) -> int:
+    """Add ``amount`` to a window's counter, made on the window's first hit; the new count.
+
+    Incrementing first means one increment (Redis: ``EXISTS`` and ``INCRBY``, from
+    Django's ``incr``) for every hit but the window's first, which also makes the
+    key (``SET NX``, the only way to give it its expiry). Both keep the key's expiry."""
+    try:
+        return cache.incr(cache_key, amount)
+    except ValueError:  # no counter yet in this window
+        pass
+    if cache.add(cache_key, amount, timeout=window + 1):
+        return amount
+    try:
+        return cache.incr(cache_key, amount)  # another process made it meanwhile
+    except ValueError:  # and it expired since
+        cache.set(cache_key, amount, timeout=window + 1)
+        return amount
 
 
 def _action(key: str) -> str:
@@ -65,12 +79,7 @@ def count(key: str, window: int, add: int = 0) -> int:
     try:
         if not add:
             return cache.get(cache_key) or 0
-        cache.add(cache_key, 0, timeout=window + 1)
-        try:
-            return cache.incr(cache_key, add)
-        except ValueError:  # expired between add and incr
-            cache.set(cache_key, add, timeout=window + 1)
-            return add
+        return _add(cache_key, window, add)
     except Exception:  # noqa: BLE001 - see _unavailable
         _unavailable(key)
         return 0
