@@ -63,15 +63,21 @@ def access_room_as_member(user: User, room_id) -> tuple[Room, Membership]:
     """
     if user.is_authenticated:
         # A member sees the room: one query answers both (sends take this path each time).
-        membership = (
-            Membership.objects.select_related("room")
-            .filter(user=user, room_id=_room_pk(room_id), room__deleted_at__isnull=True)
-            .first()
+        membership = _only_row(
+            Membership.objects.select_related("room").filter(
+                user=user, room_id=_room_pk(room_id), room__deleted_at__isnull=True
+            )
         )
         if membership is not None:
             return membership.room, membership
     access_room(user, room_id)  # NotFound for a room the user may not see
     raise Forbidden("Join the room first.")
+
+
+def _only_row(queryset):
+    """The row of a lookup by a unique key, or None: ``first()`` without the
+    ``ORDER BY`` it adds, which Django compiles anew for every query."""
+    return next(iter(queryset[:1]), None)
 
 
 def _room_pk(room_id) -> int:
@@ -84,7 +90,7 @@ def _room_pk(room_id) -> int:
 def membership_of(user: User, room_id) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return Membership.objects.filter(room_id=room_id, user=user).first()
+    return _only_row(Membership.objects.filter(room_id=room_id, user=user))
 
 
 def require_role(membership: Membership | None, *roles: str, user: User | None = None) -> None:
@@ -256,7 +262,7 @@ def active_mute(user: User, room_id) -> Mute | None:
     """The user's mute in the room if it still holds (an expired one is ignored)."""
     if not user.is_authenticated:
         return None
-    mute = Mute.objects.filter(room_id=room_id, user=user).first()
+    mute = _only_row(Mute.objects.filter(room_id=room_id, user=user))
     return mute if mute is not None and mute.is_active() else None
 
 

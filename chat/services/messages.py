@@ -124,7 +124,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
     try:
         with transaction.atomic():
             room = events.lock_room(room.pk)
-            membership = Membership.objects.filter(room=room, user=actor).first()
+            membership = access.membership_of(actor, room.pk)
             if membership is None:
                 raise NotFound("Room not found.")  # removed meanwhile
             previous = _previous_send(actor, client_id, room)
