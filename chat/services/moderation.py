@@ -52,7 +52,7 @@ def _moderate(actor, room_id, user_id, verb: str) -> tuple[User, Room, User]:
 
 def _require_may_moderate(actor: User, room: Room, target_role: str | None) -> None:
     """Again under the room lock: roles may have changed since the first check."""
-    mine = Membership.objects.filter(room=room, user=actor).first()
+    mine = access.membership_of(actor, room.pk)
     if not access.is_moderator(actor, mine):
         raise Forbidden()
     if not access.may_moderate_target(actor, mine, target_role):
@@ -145,7 +145,7 @@ def unmute_member(actor, room_id, user_id) -> Room:
     ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
-        membership = Membership.objects.filter(room=room, user=target).first()
+        membership = access.membership_of(target, room.pk)
         _require_may_moderate(actor, room, membership.role if membership else None)
         mute = Mute.objects.filter(room=room, user=target).first()
         if mute is None:

@@ -84,7 +84,7 @@ def _mentioned_user_ids(room: Room, sender: User, names: set[str]) -> set[int]:
     mentioned: set[int] = set()
     wide = names & {MENTION_ROOM, MENTION_HERE}
     if wide:
-        sender_membership = Membership.objects.filter(room=room, user=sender).first()
+        sender_membership = access.membership_of(sender, room.pk)
         if access.may_mention_everyone(sender_membership, Membership.objects.filter(room=room).count()):
             everyone = list(members.values_list("user_id", flat=True))
             mentioned |= set(everyone) if MENTION_ROOM in wide else set(online_user_ids(everyone))

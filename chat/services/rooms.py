@@ -363,7 +363,7 @@ def set_member_role(actor, room_id, user_id, role) -> Room:
     ratelimit.throttle("manage_room", actor)
     with transaction.atomic():
         room = events.lock_room(room.pk)
-        mine = Membership.objects.filter(room=room, user=actor).first()
+        mine = access.membership_of(actor, room.pk)
         access.require_role(mine, Role.OWNER, user=actor)  # again, under the lock
         target = Membership.objects.filter(room=room, user_id=target_id).select_related("user").first()
         if target is None:
