@@ -168,8 +168,7 @@ async def test_a_subscribed_socket_keeps_a_small_instance_dict(protocol, room, b
     """Idle memory: CPython shares the keys of its instances' dicts (a few hundred
     bytes each instead of about 1.6 KB) only up to 29 attributes."""
     async with idle_subscribed_socket(bob, protocol, room):
-        gc.collect()
-        consumers = [o for o in gc.get_objects() if type(o) is GraphQLConsumer and not o._socket_closed]
+        consumers = live_consumers()
         assert consumers
         for consumer in consumers:
             assert len(vars(consumer)) <= 29, sorted(vars(consumer))
@@ -286,8 +285,7 @@ async def test_sockets_share_their_unusable_channel_listening(room, bob, carol):
     (a dict, a Counter and a lock per socket) is one shared empty set here, where no
     socket has a channel; listening still refuses as Strawberry does."""
     async with idle_subscribed_socket(bob, PROTOCOLS[0], room), idle_subscribed_socket(carol, PROTOCOLS[1], room):
-        gc.collect()
-        consumers = [o for o in gc.get_objects() if type(o) is GraphQLConsumer and not o._socket_closed]
+        consumers = live_consumers()
         assert len(consumers) == 2
         first, second = consumers
         assert first.listen_queues is second.listen_queues
