@@ -246,6 +246,9 @@ class LightQueue:
         return item
 
 
+_HOLDING = ()
+
+
 class _Inbox(LightQueue):
     """A stream's queue of channel-layer messages. An event the stream delivered
     already (on the fast path) is not queued again; while held, what arrives waits
@@ -256,18 +259,22 @@ class _Inbox(LightQueue):
     def __init__(self, stream: RoomStream):
         super().__init__()
         self._stream = stream
-        self._held: list | None = None
+        # None: not held. _HOLDING: held, nothing aside yet (every live delivery holds the
+        # queue: no list is made for it unless something arrives meanwhile).
+        self._held: list | tuple | None = None
 
     def hold(self) -> None:
-        self._held = []
+        self._held = _HOLDING
 
     def release(self) -> None:
-        held, self._held = self._held or [], None
-        for item in held:
+        held, self._held = self._held, None
+        for item in held or ():
             self.put_nowait(item)
 
     def put_nowait(self, item) -> None:
         if self._held is not None:
+            if self._held is _HOLDING:
+                self._held = []
             self._held.append(item)
         elif not self._stream.delivered(item):
             super().put_nowait(item)
@@ -518,22 +525,26 @@ class RoomStream:
         position = self.positions.get(message["room"])
         return position is not None and message["seq"] <= position
 
-    async def offer(self, message: dict) -> None:
+    async def offer(self, message: dict) -> bool:
         """The live path: deliver a live stored event at once, through the sink,
-        when it is the next of its room and nothing of this stream is pending. The
-        same checks as the normal path apply (membership tracked, seq order); joins,
-        leaves and deletions always take the normal path, and so does an event
-        the sink declines. The stream is held still meanwhile (the periodic check's
-        wake-up waits), so nothing else can deliver this room's events around it."""
+        when it is the next of its room and nothing of this stream is pending; True
+        if it is done with. The same checks as the normal path apply (membership
+        tracked, seq order); joins, leaves and deletions always take the normal
+        path, and so does an event the sink declines. The stream is held still
+        meanwhile (the periodic check's wake-up waits), so nothing else can deliver
+        this room's events around it."""
         if self.sink is None or not self._idle or not self._queue.empty() or message.get("type") != EVENT_TYPE:
-            return
+            return False
         if self._early:
-            return
+            return False
         room, seq, kind = message["room"], message["seq"], message["kind"]
         if self.positions.get(room) != seq - 1 or kind in (MEMBER_JOINED, MEMBER_LEFT, ROOM_DELETED):
-            return
+            return False
         if not self._wanted(message):
-            return
+            # Nothing to send (e.g. an edit, for messageAdded): it is passed, as the normal
+            # path would pass it, without waking the subscription.
+            self.positions[room] = seq
+            return True
         positions = dict(self.positions)
         positions[room] = seq
         self._queue.hold()
@@ -541,10 +552,12 @@ class RoomStream:
             if await self.sink.deliver(Delivery(message=message, cursor=encode_cursor(positions))):
                 self.positions[room] = seq
                 metrics.delivered("fast")
+                return True
         except Exception:  # e.g. the socket went away: the normal path decides
             logger.warning("fast path failed; normal path", exc_info=True)
         finally:
             self._queue.release()
+        return False
 
     @property
     def follows_membership(self) -> bool:
@@ -577,7 +590,8 @@ class RoomStream:
     async def receive(self, message: dict) -> None:
         """A message of one of this stream's groups (from the process's ``Hub``)."""
         if message.get("type") == EVENT_TYPE:
-            await self.offer(message)
+            if await self.offer(message):
+                return
         elif message.get("type") != EPHEMERAL_TYPE or not self.ephemeral:
             return
         self._queue.put_nowait(message)

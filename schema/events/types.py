@@ -29,6 +29,7 @@ from chat.realtime import Delivery
 from schema.accounts.types import UserType
 from schema.context import viewer
 from schema.global_ids import encode_id
+from schema.live.shared_events import event_identity
 
 if TYPE_CHECKING:
     from schema.messages.types import MessageType
@@ -285,8 +286,9 @@ class RoomEvent:
     )
     created_at: datetime = strawberry.field(description="When it happened.")
     room_obj: strawberry.Private[Room]
-    # Tells apart versions of the same stored event (chat/redaction.py): part of every render cache key.
-    revision: strawberry.Private[tuple]
+    # Which stored event, in which version (schema/live/shared_events.event_identity):
+    # part of every render cache key; None for ephemeral events.
+    identity: strawberry.Private[tuple | None]
 
     @strawberry.field(description="The room it happened in.")
     async def room(self, info: Info) -> LazyRoom:
@@ -421,7 +423,7 @@ class PresenceChanged(RoomEvent):
     last_seen_at: datetime | None
 
 
-# Finished event objects of stored events, per (room, seq, cursor, revision): the subscribers of
+# Finished event objects of stored events, per (event identity, cursor): the subscribers of
 # a room at the same position share one. As short-lived as the sender check above.
 _built = _LRU(4096, ttl=10)
 
@@ -429,10 +431,10 @@ _built = _LRU(4096, ttl=10)
 async def build_event(delivery: Delivery) -> RoomEvent:
     """The GraphQL object of one delivery, shared by the deliveries of the same
     stored event at the same cursor (the parts come from the LRUs above)."""
-    message = delivery.message
-    key = (message["room"], message.get("seq"), delivery.cursor, redaction.revision(message.get("payload")))
-    if key[1] is None:  # ephemeral: per delivery
+    identity = event_identity(delivery.message)
+    if identity is None:  # ephemeral: per delivery
         return await _build_event(delivery)
+    key = (identity, delivery.cursor)
     event = _built.get(key)
     if event is None:
         event = await _build_event(delivery)
@@ -449,7 +451,7 @@ async def _build_event(delivery: Delivery) -> RoomEvent:
         "seq": message.get("seq"),
         "created_at": _dt(message["created_at"]),
         "room_obj": objects["room"],
-        "revision": redaction.revision(payload),
+        "identity": event_identity(message),
     }
     kind = message["kind"]
     if kind in ("MessageAdded", "MessageEdited", "MessageDeleted"):

@@ -7,9 +7,10 @@ every local subscription of its room in turn (``RoomStream.offer``); one that is
 idle and whose next event this is in its room's order hands it to its sink here.
 The first subscriber of an event executes the operation's selection on it (as
 graphql-core does for each event of a subscription); the payload JSON, encoded
-once, is shared under the key of shared_events.py (event, cursor, operation,
-variables and, for viewer-dependent selections, viewer) and sent in the
-protocol's own frame around each subscriber's operation id. No task, queue or
+once, is shared under the key of shared_events.py (event, operation, variables
+and, for viewer-dependent selections, viewer: rendered with a placeholder cursor,
+it gets each subscriber's own cursor written in) and sent in the protocol's own
+frame around each subscriber's operation id. No task, queue or
 generator of the subscription is involved. Anything else (gaps, joins and
 leaves, a result with errors, ephemeral events) takes the subscription's own
 path through Strawberry. Who receives an event is decided per subscriber by
@@ -27,18 +28,21 @@ import weakref
 from graphql import ExecutionResult, GraphQLError, execute_subscription_event
 from strawberry.types import Info
 
-from chat import metrics, redaction
+from chat import metrics
 from chat.errors import ServiceUnavailable
 from chat.realtime import Delivery, Idle
 from schema.errors import TypedErrors, as_chat_error
 from schema.events.types import build_event
 from schema.live import strawberry_adapter
 from schema.live.shared_events import (
+    CURSOR_SLOT,
+    event_identity,
     share_key,
     shared_payload,
     store_payload,
     subscription_executor,
     subscription_signature,
+    with_cursor,
 )
 
 # Shared executions under way, by share key, until they finish (their payload JSON).
@@ -204,22 +208,29 @@ async def shared_event_payload(
 ) -> str | None:
     """The JSON of ``{"data": ...}`` for the stored event ``delivery`` under ``signature``
     (shared_events.py), executed once for every subscriber of every transport who
-    would get the same one, and encoded once with ``encode``; None if the execution
-    has errors (each subscriber's own path takes it then).
+    would get the same one whatever their cursor, encoded once with ``encode``, with
+    ``delivery``'s cursor written in; None if the execution has errors (each
+    subscriber's own path takes it then).
 
     An execution is announced at once: the other subscribers of the event reach
     this point in the same turn of the event loop, before it has even started,
     and wait for it rather than start their own."""
-    revision = redaction.revision(delivery.message.get("payload"))
-    key = share_key(delivery.kind, delivery.room_id, delivery.seq, revision, delivery.cursor, signature)
+    key = share_key(event_identity(delivery.message), CURSOR_SLOT, signature)
     payload = shared_payload(key, encode)
-    if payload is not None:
-        return payload
-    pending = _rendering.get(key)
-    if pending is not None:
-        return await asyncio.shield(pending)
+    if payload is None:
+        pending = _rendering.get(key)
+        if pending is not None:
+            payload = await asyncio.shield(pending)
+        else:
+            slotted = Delivery(message=delivery.message, cursor=CURSOR_SLOT)
+            payload = await _render(key, executor, context, slotted, encode)
+    return None if payload is None else with_cursor(payload, delivery.cursor)
+
+
+async def _render(key: tuple, executor, context: contextvars.Context, delivery: Delivery, encode) -> str | None:
     done = asyncio.get_running_loop().create_future()
     _rendering[key] = done
+    payload = None
     try:
         result = await execute_event(executor, context, delivery)
         if not result.errors:

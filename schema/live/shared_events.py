@@ -6,9 +6,12 @@ every subscriber of every event (profiled under bench/: the largest
 part of a delivery once node ids were fixed, see schema/node_ids.py). Here the
 per-event executor looks up a result computed for an *identical* execution:
 
-- the same event (room, seq, kind) and the same cursor: the cursor holds the
-  subscription's positions, so one-room subscriptions of a room share it while
-  all-rooms subscriptions of users in different rooms do not;
+- the same event (``event_identity``: kind, room, seq, and the revision of a
+  redacted one) and the same cursor. The cursor holds each subscription's
+  positions, so all-rooms subscriptions of users in different rooms have
+  different ones: the live path (schema/live/fast_path.py) therefore renders
+  with ``CURSOR_SLOT`` in its place and writes each subscriber's own cursor
+  into the shared JSON (``with_cursor``);
 - the same operation text, operation name and variable values;
 - a selection made only of fields whose value cannot depend on the viewer
   (``VIEWER_INDEPENDENT``); any other field (``myRole``, ``unreadCount``,
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import secrets
 from collections import OrderedDict
 
 from graphql import (
@@ -37,6 +41,7 @@ from graphql import (
     get_named_type,
 )
 
+from chat import redaction
 from schema.live.strawberry_adapter import StrawberryGraphQLCoreExecutionContext
 
 # Fields whose values are the same for every subscriber who may see the event
@@ -146,11 +151,33 @@ def subscription_signature(schema, operation, fragments, variable_values, user) 
     return (operation_key, variables, None if shared else getattr(user, "pk", None))
 
 
-def share_key(kind: str, room: int, seq: int, revision: tuple, cursor: str, signature: tuple) -> tuple:
-    """The key of one shared execution: the event (its type, room, seq and
-    revision: a redacted event is another result), the cursor, and the signature
-    (``subscription_signature``)."""
-    return (kind, room, seq, revision, cursor, *signature)
+def event_identity(message: dict) -> tuple | None:
+    """What tells a stored event's renderings apart, from its channel-layer message:
+    its kind, room, seq and revision (a redacted event renders anew); None for an
+    ephemeral event (typing, presence), which is rendered per delivery."""
+    seq = message.get("seq")
+    if seq is None:
+        return None
+    return (message["kind"], message["room"], seq, redaction.revision(message.get("payload")))
+
+
+def share_key(identity: tuple, cursor: str, signature: tuple) -> tuple:
+    """The key of one shared execution: the event (``event_identity``), the cursor,
+    and the signature (``subscription_signature``)."""
+    return (*identity, cursor, *signature)
+
+
+# The cursor a shared live rendering is made with. Random per process and never sent
+# (``with_cursor`` replaces it), so that no field's value can be mistaken for it. Its
+# characters are a cursor's own (chat/cursors.py), so its JSON is itself in quotes.
+CURSOR_SLOT = f"r1.slot{secrets.token_hex(16)}"
+_SLOT_JSON = f'"{CURSOR_SLOT}"'
+
+
+def with_cursor(payload: str, cursor: str) -> str:
+    """A payload rendered with ``CURSOR_SLOT``, with ``cursor`` in its place (a
+    cursor's JSON is itself in quotes: chat/cursors.py)."""
+    return payload.replace(_SLOT_JSON, f'"{cursor}"')
 
 
 def shared_payload(key: tuple, encode) -> str | None:
@@ -185,16 +212,15 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if self.operation.operation != OperationType.SUBSCRIPTION:
             return None
         event = self.root_value
-        seq = getattr(event, "seq", None)
+        identity = getattr(event, "identity", None)
         cursor = getattr(event, "cursor", None)
-        room = getattr(getattr(event, "room_obj", None), "pk", None)
-        if seq is None or cursor is None or room is None:
+        if identity is None or cursor is None:
             return None
         user = getattr(self.context_value, "user", None)
         signature = subscription_signature(self.schema, self.operation, self.fragments, self.variable_values, user)
         if signature is None:
             return None
-        return share_key(type(event).__name__, room, seq, event.revision, cursor, signature)
+        return share_key(identity, cursor, signature)
 
     def build_resolve_info(self, field_def, field_nodes, parent_type, path):
         if path.prev is None and self.operation.operation == OperationType.SUBSCRIPTION:

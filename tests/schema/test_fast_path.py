@@ -11,6 +11,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
+from chat import realtime
+from chat.cursors import decode_cursor
 from chat.events import room_group
 from chat.models import Room
 from chat.services import messages as message_services
@@ -33,6 +35,10 @@ SHARED = """subscription RoomEvents($roomId: ID!) {
 
 # myRole depends on who asks. (__typename lets ``frames`` skip the PresenceChanged of the
 # subscribers' own sockets, which also carry a room.)
+MESSAGE_ADDED = """subscription MessageAdded($roomId: ID) {
+  messageAdded(roomId: $roomId) { seq message { text } }
+}"""
+
 PER_VIEWER = """subscription RoomEvents($roomId: ID!) {
   roomEvents(roomId: $roomId) { __typename seq room { id myRole } }
 }"""
@@ -151,3 +157,87 @@ async def test_a_burst_arrives_once_and_in_order_on_both_paths(protocol, room, f
             assert sorted(e["message"]["text"] for e in events) == sorted(f"burst {i}" for i in range(12))
             assert await client.nothing(0.3)
         assert any(fast_calls)
+
+
+ALL_ROOMS = """subscription {
+  roomEvents { __typename cursor seq ... on MessageAdded { message { id text sender { username } } } }
+}"""
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """The executions of a selection on an event made by the fast path."""
+    calls: list[int | None] = []
+    original = fast_path.execute_event
+
+    async def counted(executor, context, delivery):
+        calls.append(delivery.seq)
+        return await original(executor, context, delivery)
+
+    monkeypatch.setattr(fast_path, "execute_event", counted)
+    return calls
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_all_rooms_subscribers_at_different_cursors_share_one_rendering(
+    protocol, room, make_user, fast_calls, renders
+):
+    """Users in different sets of rooms hold different cursors for the same event:
+    it is rendered once all the same, and each frame carries its own cursor,
+    byte for byte what Strawberry sends for it."""
+    room, owner, (fast1, fast2, slow) = room
+    elsewhere = await sync_to_async(room_services.create_room)(fast1, "elsewhere")
+    await send(elsewhere, fast1, "a position of its own")
+    clients = []
+    for user in (fast1, fast2, slow):
+        client = WSClient(token=await sync_to_async(token_for)(user), protocol=protocol)
+        assert (await client.connect())["type"] == "connection_ack"
+        await client.subscribe(ALL_ROOMS, {}, op_id="sub")
+        clients.append(client)
+    try:
+        await until_subscribed(room, 3)
+        renders.clear()
+        await send(room, owner, "to every cursor")
+        got = [(await frames(client, 1))[0] for client in clients]
+        events = [json.loads(text)["payload"]["data"]["roomEvents"] for text in got]
+        assert {e["message"]["text"] for e in events} == {"to every cursor"}
+        seq = events[0]["seq"]
+        elsewhere_seq = await sync_to_async(lambda: Room.objects.get(pk=elsewhere.pk).last_seq)()
+        assert decode_cursor(events[0]["cursor"]) == {room.pk: seq, elsewhere.pk: elsewhere_seq}
+        assert decode_cursor(events[1]["cursor"]) == {room.pk: seq}
+        assert got[1] == got[2]  # fast2's shared frame is Strawberry's frame for slow (same rooms)
+        assert got[0] != got[1]  # fast1's carries its own cursor
+        assert fast_calls == [True, True]
+        assert renders == [seq]  # one rendering for both cursors
+    finally:
+        for client in clients:
+            await client.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_event_a_subscription_does_not_select_is_passed_without_waking_it(
+    protocol, room, monkeypatch, fast_calls
+):
+    """messageAdded does not deliver edits: a live one passes them where they arrive,
+    as its own path would, and no task is made to resume it."""
+    room, owner, (fast1, _, _) = room
+    woken = []
+    original = realtime.RoomStream._drive
+
+    async def drive(self):
+        woken.append(self)
+        await original(self)
+
+    monkeypatch.setattr(realtime.RoomStream, "_drive", drive)
+    async with subscribed(room, protocol, MESSAGE_ADDED, [fast1]) as (client,):
+        first = await send(room, owner, "first")
+        assert json.loads((await frames(client, 1))[0])["payload"]["data"]["messageAdded"]["message"]["text"] == "first"
+        await asyncio.sleep(0.2)
+        woken.clear()
+        await sync_to_async(message_services.edit_message)(owner, first.pk, "first, edited")
+        await send(room, owner, "second")
+        second = json.loads((await frames(client, 1))[0])["payload"]["data"]["messageAdded"]
+        assert second["message"]["text"] == "second"
+        assert woken == []
+        assert fast_calls == [True, True]  # both messages, on the live path
+        assert await client.nothing(0.3)
