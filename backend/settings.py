@@ -276,6 +276,11 @@ EVENT_RETENTION = timedelta(days=env_int("EVENT_RETENTION_DAYS", 30))
 # nobody online for long).
 REALTIME_CHECK_INTERVAL = float(os.environ.get("REALTIME_CHECK_INTERVAL", "5"))
 REALTIME_REORDER_WAIT = float(os.environ.get("REALTIME_REORDER_WAIT", "0.2"))
+# Each live event is rendered once per distinct selection (and viewer, where the
+# selection depends on it) and written to every subscriber's socket. Off, every
+# subscription executes its selection on each event through Strawberry's own path:
+# slower, the same frames; for comparing and for telling a fault of the sharing apart.
+GRAPHQL_SHARED_EVENT_RESULTS = env_bool("GRAPHQL_SHARED_EVENT_RESULTS", True)
 PRESENCE_HEARTBEAT = env_int("PRESENCE_HEARTBEAT", 30)
 # Shutdown: on SIGTERM readiness fails at once, new sockets are refused and the open
 # ones are closed (1012) in batches over this many seconds; then the process exits.

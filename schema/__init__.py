@@ -102,7 +102,7 @@ schema = strawberry.Schema(
     scalar_overrides=scalar_overrides(),  # Upload accepts files only (schema/limits.py)
     # Subscription events executed once and shared by identical subscribers (schema/live/shared_events.py).
     execution_context_class=SharedEventExecutionContext
-    if getattr(settings, "GRAPHQL_SHARED_EVENT_RESULTS", True)
+    if settings.GRAPHQL_SHARED_EVENT_RESULTS
     else None,
 )
 cache_node_id_attrs()  # once every type is imported: see schema/node_ids.py
