@@ -6,9 +6,18 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from graphql import FragmentDefinitionNode, OperationDefinitionNode, OperationType, build_schema, parse
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLField,
+    GraphQLString,
+    OperationDefinitionNode,
+    OperationType,
+    build_schema,
+    parse,
+)
 
 from schema import schema
+from schema.live import fast_path
 from schema.live.shared_events import VIEWER_INDEPENDENT, SharedEventExecutionContext, subscription_signature
 from schema.live.strawberry_adapter import StrawberryGraphQLCoreExecutionContext
 from tests.schema.test_subscriptions import SEND_MESSAGE, connect, events_of, rid, until_listening
@@ -118,6 +127,112 @@ def test_viewer_independence_is_decided_per_type_not_per_field_name(selection, s
     else:
         # Each viewer has a key of their own: nobody is served another's rendering.
         assert alice != bob and (alice[-1], bob[-1]) == (1, 2)
+
+
+# The same namesakes in the served schema, end to end: a viewer-dependent field
+# named like a listed viewer-independent field of another type (``User.name``
+# beside ``Room.name``, ``Room.text`` beside ``Message.text``), subscribed to by
+# three viewers with one document and one set of variables.
+NAMESAKES_SERVED = {
+    # the field: its selection in the document (%s: the field, or nothing) and where it is in an event
+    "User.name": ("... on MessageAdded { message { text sender { username %s } } }", ("message", "sender", "name")),
+    "Room.text": ("room { id name %s } ... on MessageAdded { message { text } }", ("room", "text")),
+}
+
+
+def seen_by(root, info) -> str:
+    """What the viewer calls ``root``: a value no other viewer may be shown."""
+    return f"{getattr(root, 'username', None) or root.name} as seen by {info.context.user.username}"
+
+
+@pytest.fixture
+def served_namesake(request, monkeypatch):
+    """The served schema with ``request.param`` (``Type.field``) added for the test's
+    duration, a viewer-dependent field (``seen_by``) named like a listed one."""
+    type_name, field_name = request.param.split(".")
+    fields = schema._schema.get_type(type_name).fields
+    assert field_name not in fields and any(q.endswith(f".{field_name}") for q in VIEWER_INDEPENDENT)
+    monkeypatch.setitem(fields, field_name, GraphQLField(GraphQLString, resolve=seen_by))
+    return request.param
+
+
+def pop_path(event: dict, path: tuple[str, ...]):
+    """Take the value at ``path`` out of ``event``."""
+    *parents, key = path
+    for parent in parents:
+        event = event[parent]
+    return event.pop(key)
+
+
+@pytest.fixture
+def stored_executions(monkeypatch):
+    """(operation name, event type) of each subscription event really executed;
+    presence (ephemeral, executed per subscriber anyway) left out."""
+    counted = []
+    original = StrawberryGraphQLCoreExecutionContext.execute_operation
+
+    def counting(self, *args, **kwargs):
+        kind = type(self.root_value).__name__
+        if self.operation.operation == OperationType.SUBSCRIPTION and kind != "PresenceChanged":
+            counted.append((self.operation.name.value, kind))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counting)
+    return counted
+
+
+@pytest.fixture
+def fast_deliveries(monkeypatch):
+    """Whether the fast path sent each stored event it was offered (shared frames)."""
+    sent: list[bool] = []
+    original = fast_path.FastPath.deliver
+
+    async def deliver(self, delivery):
+        result = await original(self, delivery)
+        if delivery.seq is not None:
+            sent.append(result)
+        return result
+
+    monkeypatch.setattr(fast_path.FastPath, "deliver", deliver)
+    return sent
+
+
+@pytest.mark.parametrize("served_namesake", sorted(NAMESAKES_SERVED), indirect=True)
+async def test_a_viewer_dependent_namesake_of_a_shared_field_is_rendered_per_viewer(
+    served_namesake, room, alice, bob, carol, api, stored_executions, fast_deliveries
+):
+    namesake = served_namesake
+    await api("mutation J($r: ID!) { joinRoom(roomId: $r) { id } }", {"r": rid(room)}, carol)
+    selection, path = NAMESAKES_SERVED[namesake]
+    document = "subscription %s($roomId: ID) { roomEvents(roomId: $roomId) { __typename seq %s } }"
+    # Each viewer subscribes twice: with the namesake, and with the same selection
+    # without it, which stays shared.
+    per_viewer = document % ("Namesake", selection % path[-1])
+    plain = document % ("Plain", selection % "")
+    viewers = (alice, bob, carol)
+    sockets = [await connect(user, "graphql-transport-ws") for user in viewers for _ in range(2)]
+    ops = [
+        await client.subscribe(query, {"roomId": rid(room)})
+        for client, query in zip(sockets, [per_viewer, plain] * len(viewers), strict=True)
+    ]
+    await until_listening(f"room.{room.pk}", len(sockets))
+    stored_executions.clear()
+
+    await api(SEND_MESSAGE, {"roomId": rid(room), "text": "who is asking?"}, alice)
+
+    received = [(await events_of(client, op, 1))[0] for client, op in zip(sockets, ops, strict=True)]
+    own, shared = received[0::2], received[1::2]
+    described = "alice" if namesake == "User.name" else "lobby"
+    assert [pop_path(event, path) for event in own] == [f"{described} as seen by {v.username}" for v in viewers]
+    assert own == shared and shared[0] == shared[1] == shared[2]  # and the rest is everyone's
+    assert shared[0]["message"]["text"] == "who is asking?"
+    # Every frame went through the live fast path; the namesake made its document's
+    # rendering per viewer, and left the plain one shared.
+    assert fast_deliveries and all(fast_deliveries)
+    assert stored_executions.count(("Namesake", "MessageAdded")) == len(viewers)
+    assert stored_executions.count(("Plain", "MessageAdded")) == 1
+    for client in sockets:
+        await client.close()
 
 
 def test_every_listed_field_exists_on_its_type():
