@@ -29,12 +29,12 @@ from chat.realtime import LightQueue
 from chat.services import presence
 from schema.context import ChatContext
 from schema.errors import as_chat_error
-from schema.live import channels_adapter, daphne_adapter, strawberry_adapter, twisted_adapter
+from schema.live import autobahn_adapter, channels_adapter, daphne_adapter, strawberry_adapter, twisted_adapter
 from schema.live.twisted_adapter import unsent_bytes
 
 logger = logging.getLogger(__name__)
 
-daphne_adapter.plain_frame_debug_arguments()  # see there: per-frame cost under daphne
+autobahn_adapter.plain_frame_debug_arguments()  # see there: per-frame cost under daphne
 twisted_adapter.write_through()  # see there: a write per frame, without the reactor's round
 
 # graphql-transport-ws' "Forbidden" close code. Strawberry closes a rejected
@@ -221,7 +221,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
             code = FORBIDDEN_CLOSE_CODE
         protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
         if protocol is not None and code is not None and code != 1000 and not 3000 <= code <= 4999:
-            daphne_adapter.send_close_frame(protocol, code, reason or "")
+            autobahn_adapter.send_close_frame(protocol, code, reason or "")
             return
         await super().close(code=code, reason=reason)
 
@@ -351,7 +351,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         request_id.bind(self.request_id)
         self._daphne_protocol = daphne_adapter.daphne_protocol(channels_adapter.server_send(self))
         if self._daphne_protocol is not None:
-            daphne_adapter.limit_incoming_frames(self._daphne_protocol, settings.WS_MAX_MESSAGE_BYTES)
+            autobahn_adapter.limit_incoming_frames(self._daphne_protocol, settings.WS_MAX_MESSAGE_BYTES)
         offered = self.scope.get("subprotocols") or []
         chosen = next((p for p in offered if p in self.protocols), None)
         self.graphql_protocol = chosen
@@ -389,7 +389,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
             # Channels' dispatch loop holds the last message it dispatched until the
             # next one arrives: on an idle socket, its subscribe frame for good.
             message.clear()
-            daphne_adapter.forget_frame_mask(self._daphne_protocol)
+            autobahn_adapter.forget_frame_mask(self._daphne_protocol)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self._cut_off or self._handler_ended:
@@ -420,10 +420,10 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if self._cut_off:
             return  # closing: nothing more for a client that stopped reading
         protocol = self._daphne_protocol
-        # Under daphne a text frame goes straight to the connection (see daphne_adapter.send_text).
+        # Under daphne a text frame goes straight to the connection (see autobahn_adapter.send_text).
         written = False
         if text_data and not close and protocol is not None:
-            written = daphne_adapter.send_text(protocol, text_data.encode())
+            written = autobahn_adapter.send_text(protocol, text_data.encode())
         if not written:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         if protocol is None:

@@ -1,9 +1,11 @@
-"""daphne's WebSocket protocol object (an autobahn ``WebSocketServerProtocol``),
-reached from a consumer.
+"""daphne's side of a connection: the protocol object behind an ASGI ``send``,
+a WebSocket's input queue, and Nagle's algorithm on HTTP connections.
 
 daphne gives each application ``functools.partial(server.handle_reply, protocol)``
-as its ASGI ``send``; that protocol is the only place where the frame size limit,
-the close frame and the outgoing buffer of a socket can be reached. None of it is
+as its ASGI ``send``; that protocol (for a WebSocket, an autobahn server protocol,
+whose parts the consumer reaches through schema/live/autobahn_adapter.py) is the
+only place where the connection itself can be reached, and the WebSocket protocol
+keeps the application's input queue as ``application_queue``. None of it is
 daphne's public API: guarded by tests/schema/test_live_adapters.py.
 """
 
@@ -12,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from typing import Any
-
-from autobahn.websocket.protocol import WebSocketProtocol
 
 from chat.realtime import LightQueue
 
@@ -32,30 +32,6 @@ def daphne_protocol(send: Any) -> Any | None:
     """The autobahn protocol behind an ASGI ``send`` callable under daphne, else None."""
     protocol = connection(send)
     return protocol if hasattr(protocol, "sendMessage") else None
-
-
-def limit_incoming_frames(protocol: Any, max_bytes: int) -> None:
-    """autobahn refuses a bigger frame from its header, before reading the payload;
-    without ``failByDrop`` it says why (close 1009) instead of dropping the TCP
-    connection."""
-    protocol.maxFramePayloadSize = max_bytes
-    protocol.failByDrop = False
-
-
-def forget_frame_mask(protocol: Any) -> None:
-    """autobahn keeps the unmasking state of the last frame it read
-    (``current_frame_masker``: a native buffer and its wrapper) until the next
-    frame's header replaces it, so an idle socket holds its last frame's for good.
-    Between frames (no ``current_frame``) autobahn does not read it."""
-    if protocol is not None and protocol.current_frame is None:
-        protocol.current_frame_masker = None
-
-
-def send_close_frame(protocol: Any, code: int, reason: str) -> None:
-    """A close frame with any code: autobahn's ``sendClose()`` refuses the 1xxx
-    codes other than 1000 (1009 "message too big" included), so send it the way
-    autobahn itself does."""
-    protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode()[:120], isReply=False)
 
 
 # --- A WebSocket's input queue -----------------------------------------------------------
@@ -110,85 +86,6 @@ def light_receive(receive: Any, send: Any) -> Any:
     if protocol is None or type(queue) is not asyncio.Queue or receive != queue.get:
         return receive
     return LightReceive(queue, protocol)
-
-
-# --- A text frame written straight to the connection -----------------------------------------
-#
-# A frame sent through the ASGI ``send`` passes Channels' consumer, daphne's reply
-# routing (``handle_reply`` twice, ``serverSend``) and autobahn's general
-# ``sendMessage`` / ``sendFrame`` / ``sendData`` (compression, fragmentation,
-# masking, chopping, queueing, statistics) before the transport's ``write``: in a
-# fan-out that layering cost as much as the write itself, per subscriber. For an
-# open server socket without compression, fragmentation, a payload limit or
-# queued frames, autobahn writes exactly one unmasked frame with the transport's
-# ``write``; this writes that frame, and keeps autobahn's counters. Any other
-# state returns False and the caller sends through ASGI as before.
-
-_STATE_OPEN = WebSocketProtocol.STATE_OPEN
-
-
-def send_text(protocol: Any, payload: bytes) -> bool:
-    """Write ``payload`` as one text frame on ``protocol`` (an open autobahn server
-    protocol) as autobahn's ``sendMessage`` would; False (nothing written) when
-    only autobahn's own path may send it."""
-    length = len(payload)
-    if (
-        protocol.state != _STATE_OPEN
-        or protocol._perMessageCompress is not None
-        or protocol.autoFragmentSize
-        or protocol.send_queue
-        or protocol.maskServerFrames
-        or protocol.trackedTimings
-        or 0 < protocol.maxMessagePayloadSize < length
-    ):
-        return False
-    if length <= 125:
-        header = bytes((0x81, length))
-    elif length <= 0xFFFF:
-        header = bytes((0x81, 126)) + length.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 127)) + length.to_bytes(8, "big")
-    frame = header + payload
-    protocol.transport.write(frame)
-    stats = protocol.trafficStats
-    stats.outgoingWebSocketMessages += 1
-    stats.outgoingWebSocketFrames += 1
-    stats.outgoingOctetsAppLevel += length
-    stats.outgoingOctetsWebSocketLevel += length
-    stats.outgoingOctetsWireLevel += len(frame)
-    return True
-
-
-# --- autobahn's per-frame debug line ---------------------------------------------------------
-#
-# autobahn writes a debug log line for every frame it sends, and builds that line's
-# arguments before the logger decides to drop it: ``hltype(self.sendData)`` (the
-# method's qualified name, taken apart with ``inspect`` and reassembled) and two
-# ``hlval`` calls, each colouring its text with click when click is installed.
-# That is tens of microseconds per frame, per subscriber, for a line nobody sees
-# unless autobahn's debug logging is on. The protocol modules get plain versions
-# instead: the same values, uncoloured, left for the logger to format if it ever
-# emits the line.
-
-_PROTOCOL_MODULES = ("autobahn.websocket.protocol", "autobahn.twisted.websocket")
-
-
-def _plain_type(obj: Any) -> Any:
-    return obj
-
-
-def _plain_value(value: Any, color: str = "white", bold: bool = True) -> Any:
-    return value
-
-
-def plain_frame_debug_arguments() -> None:
-    """Have autobahn's protocol modules skip the highlighting of their debug lines."""
-    import importlib
-
-    for name in _PROTOCOL_MODULES:
-        module = importlib.import_module(name)
-        module.hltype = _plain_type
-        module.hlval = _plain_value
 
 
 # --- Nagle's algorithm on HTTP connections ---------------------------------------------------

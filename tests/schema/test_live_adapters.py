@@ -13,6 +13,7 @@ import functools
 import inspect
 import re
 import types
+from collections import deque
 
 import pytest
 import strawberry
@@ -36,7 +37,15 @@ from twisted.internet.tcp import Connection as TCPConnection
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from schema import schema
-from schema.live import channels_adapter, daphne_adapter, drain, http_stream, strawberry_adapter, twisted_adapter
+from schema.live import (
+    autobahn_adapter,
+    channels_adapter,
+    daphne_adapter,
+    drain,
+    http_stream,
+    strawberry_adapter,
+    twisted_adapter,
+)
 from schema.live.channels_adapter import LinearInMemoryChannelLayer
 from schema.live.channels_redis_adapter import WaitingRedisChannelLayer
 from schema.live.consumer import GraphQLConsumer
@@ -181,7 +190,7 @@ class TestChannels:
         assert WaitingRedisChannelLayer(hosts=["redis://127.0.0.1:6379/15"]).create_pool(0).max_connections == 200
 
 
-# --- daphne / autobahn ---------------------------------------------------------------------
+# --- daphne ------------------------------------------------------------------------------
 
 
 class TestDaphne:
@@ -201,19 +210,6 @@ class TestDaphne:
         # request's application the request itself behind its send.
         assert callable(TCPConnection.setTcpNoDelay)
         assert "partial(self.handle_reply, protocol)" in inspect.getsource(Server.create_application)
-
-    def test_autobahns_frame_debug_arguments_are_plain(self):
-        import autobahn.twisted.websocket as twisted_websocket
-        import autobahn.websocket.protocol as websocket_protocol
-
-        from schema.live import consumer  # noqa: F401 - the consumer's import makes them plain
-
-        # autobahn still builds its per-frame debug line's arguments with these names.
-        assert "hltype(self.sendData)" in inspect.getsource(websocket_protocol.WebSocketProtocol.sendData)
-        assert "hlval(" in inspect.getsource(websocket_protocol.WebSocketProtocol.sendData)
-        for module in (websocket_protocol, twisted_websocket):
-            assert module.hltype(module) is module
-            assert module.hlval(42) == 42
 
     def test_send_is_a_partial_of_handle_reply_over_the_protocol(self):
         assert "partial(self.handle_reply, protocol)" in inspect.getsource(Server.create_application)
@@ -323,56 +319,176 @@ class TestDaphne:
         assert twisted_adapter.unsent_bytes(request) == 40
         assert http_stream._daphne_request(types.SimpleNamespace(scope={})) is None
 
-    @pytest.mark.parametrize("size", [0, 5, 125, 126, 65535, 65536, 70000])
+
+# --- autobahn ------------------------------------------------------------------------------
+
+
+# The protocol options daphne's Server gives its WebSocketFactory (its defaults),
+# but no opening handshake timeout: that would start a timer on the reactor.
+DAPHNE_PROTOCOL_OPTIONS = {
+    "autoPingTimeout": 30,
+    "allowNullOrigin": True,
+    "openHandshakeTimeout": 0,
+    "maxMessagePayloadSize": 1024 * 1024,
+    "maxFramePayloadSize": 1024 * 1024,
+}
+
+
+def open_server_protocol():
+    """An autobahn server protocol after a real opening handshake over a fake
+    transport: every attribute is the one autobahn itself set."""
+    import base64
+    import os
+
+    import txaio
+    from autobahn.twisted.websocket import WebSocketServerFactory
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    txaio.use_twisted()
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol
+    factory.setProtocolOptions(**DAPHNE_PROTOCOL_OPTIONS)
+    protocol = factory.buildProtocol(None)
+    protocol.transport = StringTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 8000), peerAddress=IPv4Address("TCP", "127.0.0.1", 50000)
+    )
+    protocol.connectionMade()
+    key = base64.b64encode(os.urandom(16)).decode()
+    protocol.dataReceived(
+        "GET /graphql/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert protocol.transport.value().startswith(b"HTTP/1.1 101 "), protocol.transport.value()
+    protocol.transport.clear()
+    return protocol
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client's text frame (clients mask theirs), shorter than 126 bytes."""
+    mask = b"\x01\x02\x03\x04"
+    return bytes((0x81, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def attributes_read(function, parameter: str) -> set[str]:
+    """The attributes ``function`` reads on its argument ``parameter``."""
+    import ast
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == parameter
+    }
+
+
+# What send_text reads on the protocol, as autobahn leaves it once a socket is open under
+# daphne's options: each one a state in which autobahn's sendMessage writes the plain frame.
+OPEN_PROTOCOL = {
+    "state": WebSocketServerProtocol.STATE_OPEN,
+    "_perMessageCompress": None,
+    "autoFragmentSize": 0,
+    "send_queue": deque(),
+    "maskServerFrames": False,
+    "trackedTimings": None,
+    "maxMessagePayloadSize": 1024 * 1024,
+}
+TRAFFIC_COUNTERS = (
+    "outgoingWebSocketMessages",
+    "outgoingWebSocketFrames",
+    "outgoingOctetsAppLevel",
+    "outgoingOctetsWebSocketLevel",
+    "outgoingOctetsWireLevel",
+)
+
+
+class TestAutobahn:
+    def test_daphnes_protocol_is_autobahns_sending_path(self):
+        # daphne's WebSocketProtocol adds the ASGI side and leaves the frames to autobahn.
+        assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
+        for name in ("_connectionMade", "sendMessage", "sendFrame", "sendData", "sendCloseFrame", "processData"):
+            assert name not in vars(WebSocketProtocol), f"daphne's WebSocketProtocol overrides {name}"
+        import daphne.server
+
+        options = inspect.getsource(daphne.server).split("setProtocolOptions(", 1)[1].split(")", 1)[0]
+        assert set(re.findall(r"(\w+)=", options)) == set(DAPHNE_PROTOCOL_OPTIONS), "daphne's protocol options"
+
+    def test_an_open_socket_has_what_send_text_reads(self):
+        # autobahn sets these itself (connectionMade, the handshake): a rename, or a
+        # default that changes, fails here instead of disabling or misleading send_text.
+        protocol = open_server_protocol()
+        reads = attributes_read(autobahn_adapter.send_text, "protocol")
+        assert reads == set(OPEN_PROTOCOL) | {"transport", "trafficStats"}, "update OPEN_PROTOCOL with send_text"
+        for name, expected in OPEN_PROTOCOL.items():
+            assert name in vars(protocol), f"autobahn no longer sets {name} on an open protocol"
+            assert getattr(protocol, name) == expected, f"autobahn's {name} on an open protocol"
+        assert type(protocol.send_queue) is deque
+        stats = vars(protocol.trafficStats)
+        assert {name: stats.get(name) for name in TRAFFIC_COUNTERS} == dict.fromkeys(TRAFFIC_COUNTERS, 0)
+
+    def test_autobahns_send_path_still_reads_what_send_text_declines_on(self):
+        # Each state send_text leaves to autobahn still changes what autobahn's sendMessage does.
+        send_path = "".join(
+            inspect.getsource(getattr(WebSocketServerProtocol, name))
+            for name in ("sendMessage", "sendFrame", "sendData")
+        )
+        for name in set(OPEN_PROTOCOL) - {"state"}:
+            assert f"self.{name}" in send_path, f"autobahn's send path no longer reads {name}"
+        assert "self.transport.write(" in send_path
+
+    @pytest.mark.parametrize("size", [0, 5, 125, 126, 200, 65535, 65536, 70000])
     def test_a_text_frame_written_straight_is_autobahns_own(self, size):
-        # daphne_adapter.send_text writes what autobahn's sendMessage would, and
-        # counts it the same: for each payload length class of RFC 6455.
+        # send_text writes what autobahn's sendMessage would, byte for byte, and counts
+        # it the same: for each payload length class of RFC 6455.
         import os
-        from collections import deque
 
-        import txaio
-        from autobahn.twisted.websocket import WebSocketServerFactory
-        from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
-
-        txaio.use_twisted()
-        factory = WebSocketServerFactory()
-
-        def opened():
-            protocol = factory.buildProtocol(None)
-            for name in protocol.CONFIG_ATTRS:  # what autobahn's _connectionMade copies
-                setattr(protocol, name, getattr(factory, name))
-            protocol.transport = types.SimpleNamespace(written=[])
-            protocol.transport.write = protocol.transport.written.append
-            protocol.log = txaio.make_logger()
-            protocol.trafficStats, protocol.send_queue, protocol.trackedTimings = TrafficStats(), deque(), None
-            protocol._perMessageCompress = None
-            protocol.state = WebSocketProtocol.STATE_OPEN
-            return protocol
-
-        ours, autobahns = opened(), opened()
+        ours, autobahns = open_server_protocol(), open_server_protocol()
         payload = os.urandom(size)
         autobahns.sendMessage(payload)
-        assert daphne_adapter.send_text(ours, payload)
-        assert ours.transport.written == autobahns.transport.written
+        assert autobahn_adapter.send_text(ours, payload)
+        assert ours.transport.value() == autobahns.transport.value()
         assert vars(ours.trafficStats) == vars(autobahns.trafficStats)
 
         # Anything autobahn would do differently is left to autobahn.
         for name, value in [
-            ("state", WebSocketProtocol.STATE_CLOSING),
+            ("state", WebSocketServerProtocol.STATE_CLOSING),
             ("_perMessageCompress", object()),
             ("autoFragmentSize", 4),
             ("send_queue", deque([(b"x", False)])),
             ("maskServerFrames", True),
+            ("trackedTimings", object()),
             ("maxMessagePayloadSize", 1),
         ]:
-            other = opened()
+            other = open_server_protocol()
             setattr(other, name, value)
             if name != "maxMessagePayloadSize" or size > 1:
-                assert not daphne_adapter.send_text(other, payload), name
-                assert other.transport.written == [], name
+                assert not autobahn_adapter.send_text(other, payload), name
+                assert other.transport.value() == b"", name
+
+    @pytest.mark.parametrize("name, value", [("autoFragmentSize", 2), ("maskServerFrames", True)])
+    def test_autobahn_writes_another_frame_in_the_states_send_text_declines(self, name, value):
+        ours, autobahns = open_server_protocol(), open_server_protocol()
+        setattr(autobahns, name, value)
+        autobahns.sendMessage(b"hello")
+        assert autobahn_adapter.send_text(ours, b"hello")
+        assert autobahns.transport.value() != ours.transport.value()
+
+    def test_the_frame_debug_arguments_are_plain(self):
+        import autobahn.twisted.websocket as twisted_websocket
+        import autobahn.websocket.protocol as websocket_protocol
+
+        from schema.live import consumer  # noqa: F401 - the consumer's import makes them plain
+
+        # autobahn still builds its per-frame debug line's arguments with these names.
+        assert "hltype(self.sendData)" in inspect.getsource(websocket_protocol.WebSocketProtocol.sendData)
+        assert "hlval(" in inspect.getsource(websocket_protocol.WebSocketProtocol.sendData)
+        for module in (websocket_protocol, twisted_websocket):
+            assert module.hltype(module) is module
+            assert module.hlval(42) == 42
 
     def test_autobahn_replaces_the_frame_mask_at_each_frame_and_ends_frames_with_none(self):
-        # daphne_adapter.forget_frame_mask drops the last frame's mask between frames.
+        # autobahn_adapter.forget_frame_mask drops the last frame's mask between frames.
         process = inspect.getsource(WebSocketServerProtocol.processData)
         new_frame = process[process.index("if self.current_frame is None:") :]
         assert "self.current_frame_masker = create_xor_masker(" in new_frame
@@ -382,15 +498,32 @@ class TestDaphne:
         )
         assert inspect.getsource(WebSocketServerProtocol.onFrameEnd).rstrip().endswith("self.current_frame = None")
 
+    def test_an_open_socket_keeps_its_last_frames_mask_until_forgotten(self):
+        protocol = open_server_protocol()
+        protocol.dataReceived(masked_text_frame(b"hello"))
+        assert protocol.current_frame is None and protocol.current_frame_masker is not None
+        autobahn_adapter.forget_frame_mask(protocol)
+        assert protocol.current_frame_masker is None
+        protocol.dataReceived(masked_text_frame(b"again"))  # the next frame makes its own
+        assert protocol.current_frame_masker is not None
+
     def test_the_frame_mask_goes_only_between_frames(self):
         between = types.SimpleNamespace(current_frame=None, current_frame_masker=object())
-        daphne_adapter.forget_frame_mask(between)
+        autobahn_adapter.forget_frame_mask(between)
         assert between.current_frame_masker is None
         mask = object()
         within = types.SimpleNamespace(current_frame=object(), current_frame_masker=mask)
-        daphne_adapter.forget_frame_mask(within)
+        autobahn_adapter.forget_frame_mask(within)
         assert within.current_frame_masker is mask
-        daphne_adapter.forget_frame_mask(None)  # not under daphne
+        autobahn_adapter.forget_frame_mask(None)  # not under daphne
+
+    def test_a_frame_over_the_limit_closes_with_1009(self):
+        protocol = open_server_protocol()
+        autobahn_adapter.limit_incoming_frames(protocol, 10)
+        protocol.dataReceived(masked_text_frame(b"x" * 11))
+        close = protocol.transport.value()
+        assert close[0] == 0x88 and close[2:4] == (1009).to_bytes(2, "big"), close  # a close frame, 1009
+        assert protocol.state == WebSocketServerProtocol.STATE_CLOSING
 
     def test_autobahn_frame_limit_and_close_frame(self):
         assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
