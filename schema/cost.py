@@ -45,6 +45,7 @@ from graphql.utilities import get_operation_ast
 from strawberry.extensions import SchemaExtension
 
 from schema.limits import QUERY_TOO_COMPLEX
+from schema.live.strawberry_adapter import graphql_core_schema
 
 # Lists whose length the domain bounds, by "Type.field".
 LIST_SIZES: dict[str, Callable[[], int]] = {
@@ -178,7 +179,7 @@ class CostLimit(SchemaExtension):
         budget = settings.GRAPHQL_MAX_COST
         if budget and context.graphql_document is not None and not context.pre_execution_errors:
             cost = operation_cost(
-                context.schema._schema, context.graphql_document, context.operation_name, context.variables
+                graphql_core_schema(context.schema), context.graphql_document, context.operation_name, context.variables
             )
             if cost is not None and cost > budget:
                 context.pre_execution_errors = [too_complex_error(cost, budget)]

@@ -195,7 +195,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
     async def disconnect(self, code) -> None:
         try:
             # The frame being handled first (the task stops after it), then the operations.
-            running = self.run_task
+            running = strawberry_adapter.running_task(self)
             if running is not None:
                 with contextlib.suppress(Exception):
                     await running
@@ -278,7 +278,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
         except Exception as error:  # noqa: BLE001 - logged there, with its traceback
             await self._handler_failed(error)
         finally:
-            self.run_task = None  # no await since the queue was seen empty: receive starts the next
+            # No await since the queue was seen empty: receive starts the next.
+            strawberry_adapter.set_running_task(self, None)
 
     async def _handler_failed(self, error: Exception) -> None:
         if isinstance(error, (DatabaseError, RedisError, OSError)):
@@ -413,8 +414,8 @@ class GraphQLConsumer(GraphQLWSConsumer):
                     self._init_timer.cancel()
                     self._init_timer = None
         frames.put_nowait(text_data or None)  # None: not a text frame
-        if self.run_task is None:  # else the running task takes it (the handshake's, or handle_frames)
-            self.run_task = asyncio.create_task(self.handle_frames())
+        if strawberry_adapter.running_task(self) is None:  # else that task takes it (the handshake's, or handle_frames)
+            strawberry_adapter.set_running_task(self, asyncio.create_task(self.handle_frames()))
 
     async def send(self, text_data=None, bytes_data=None, close=False) -> None:
         if self._cut_off:

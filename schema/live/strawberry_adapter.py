@@ -21,12 +21,16 @@ there, loudly.
   to ``handle_frame`` from a task that lives only while frames wait, and ends the
   handler (``end_handler``) as the loop's end would (idle memory per socket).
 - ``GraphQLWSConsumer.message_queue`` holds the frames waiting for the handler
-  (a lighter queue than Strawberry's).
+  (a lighter queue than Strawberry's), and ``run_task`` the task that hands them
+  to it: Strawberry's ``connect`` starts the handshake's there, and the consumer
+  keeps a task there only while frames wait.
 - ``ChannelsConsumer.listen_queues``, ``_group_refs`` and ``_group_lock`` are
   the per-socket bookkeeping of ``listen_to_channel``, which needs a channel per
   socket: our sockets have none, so every socket shares one empty set of them.
 - ``StrawberryGraphQLCoreExecutionContext`` is the execution context Strawberry
   uses, extended by schema/live/shared_events.py.
+- ``Schema._schema`` is the graphql-core schema Strawberry builds (the query cost
+  walks it, schema/cost.py): Strawberry offers no public way to it.
 """
 
 from __future__ import annotations
@@ -47,13 +51,16 @@ __all__ = [
     "TransportWSHandler",
     "complete_taken_over",
     "end_handler",
+    "graphql_core_schema",
     "handle_frame",
     "inbound_frames",
     "no_channel_listening",
     "operation_of_task",
     "operation_open",
     "resolve_info",
+    "running_task",
     "set_message_queue",
+    "set_running_task",
     "take_over",
     "ws_handler",
 ]
@@ -275,6 +282,14 @@ def operation_open(handler, operation_id: str) -> bool:
     return operation_id in handler.tasks
 
 
+# --- the graphql-core schema -----------------------------------------------------------------
+
+
+def graphql_core_schema(schema):
+    """graphql-core's ``GraphQLSchema`` that Strawberry's ``schema`` executes."""
+    return schema._schema
+
+
 # --- resolve info --------------------------------------------------------------------------
 
 
@@ -294,6 +309,17 @@ def set_message_queue(consumer, queue) -> None:
 def inbound_frames(consumer):
     """The consumer's queue of frames waiting for its protocol handler."""
     return consumer.message_queue
+
+
+def running_task(consumer) -> asyncio.Task | None:
+    """The task handing the consumer's frames to its protocol handler, if one runs
+    (Strawberry's ``run_task``: its ``connect`` puts the handshake's there)."""
+    return consumer.run_task
+
+
+def set_running_task(consumer, task: asyncio.Task | None) -> None:
+    """Record the task that hands the consumer's frames to its handler (None: none runs)."""
+    consumer.run_task = task
 
 
 class _NothingListens(dict):

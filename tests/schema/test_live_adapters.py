@@ -149,6 +149,34 @@ class TestStrawberry:
         assert strawberry_adapter.operation_of_task(legacy, task) == ("8", {"type": "data", "id": "8"})
         assert strawberry_adapter.operation_open(legacy, "8")
 
+    async def test_the_consumers_run_task_is_the_handshakes_until_none(self):
+        # strawberry_adapter.running_task / set_running_task: Strawberry's consumer starts
+        # with no run_task, and its connect puts the task running the view there.
+        consumer = GraphQLWSConsumer(schema=schema)
+        assert "run_task" in vars(consumer) and strawberry_adapter.running_task(consumer) is None
+        ran = []
+
+        async def run(view):
+            ran.append(view)
+
+        consumer.run = run
+        await consumer.connect()
+        task = strawberry_adapter.running_task(consumer)
+        assert isinstance(task, asyncio.Task)
+        await task
+        assert ran == [consumer]
+        strawberry_adapter.set_running_task(consumer, None)
+        assert consumer.run_task is None
+        # Strawberry's disconnect waits for it; ours does the same through the adapter.
+        assert "await self.run_task" in inspect.getsource(GraphQLWSConsumer.disconnect)
+
+    def test_the_graphql_core_schema(self):
+        from graphql import GraphQLSchema
+
+        core = strawberry_adapter.graphql_core_schema(schema)
+        assert isinstance(core, GraphQLSchema)
+        assert core.query_type.name == "Query" and core.get_type("Room") is not None
+
     def test_info_wraps_graphql_core_resolve_info(self):
         assert "_raw_info" in {f.name for f in dataclasses.fields(Info)}
 
