@@ -13,6 +13,8 @@
   fails when an upgrade moves one of them.
 
 The domain side (which events a subscriber receives, in which order, with which
-cursor) is ``chat.realtime``; it reaches the transport only through its
-``RealtimeSocket`` port, which the consumer implements.
+cursor) is ``chat.realtime``; it reaches the transport only through its ports:
+``Sink`` and ``DrivingSink`` (where a subscription's deliveries go: the WebSocket
+fast path's and the HTTP streams' sinks) and ``SignedInConnection`` (a connection
+the hub closes when its user's tokens are revoked: the consumer, an HTTP stream).
 """

@@ -3,12 +3,11 @@
 Guarded by tests/schema/test_live_adapters.py: an upgrade of Channels that
 moves one of these fails there, loudly, instead of silently changing delivery.
 
-Consumers: ``AsyncConsumer.__call__`` assigns ``channel_receive`` (the layer's
-receive for this consumer's channel) and ``base_send`` (the server's ASGI
-send). The consumer wraps the first (a property of the same name) to
-survive a failing layer, and hands the second to daphne_adapter to find the
-socket's protocol. It asks the layer for the consumer's channel
-(``channel_name``) first of all: a consumer without one failed there.
+Consumers: ``AsyncConsumer.__call__`` assigns ``base_send`` (the server's ASGI
+send), which the consumer hands to daphne_adapter to find the socket's protocol
+(``server_send``). The same ``__call__`` gives a consumer a channel of its own
+(``channel_name``, ``channel_receive``) only when its ``channel_layer_alias``
+names a configured layer: the consumer's names none, so no socket has one.
 
 The embedded layer:
 Channels' ``InMemoryChannelLayer`` sweeps every channel and every group
