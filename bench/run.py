@@ -739,8 +739,10 @@ def scenario_fanout(ctx: Context, server: Server) -> list[dict]:
     # Saturation phases of thousands of deliveries per side: p99 is then a tail of the phase, not
     # its first messages' warm-up, and one run's ratios hold on a noisy 2-core machine.
     plans = [(20, 20, 10, 10)] if ctx.quick else [(200, 10, 20, 200), (1000, 2, 6, 100)]
-    if os.environ.get("BENCH_FANOUT_N"):  # e.g. BENCH_FANOUT_N=1000 to profile one size
-        plans = [plan for plan in plans if str(plan[0]) in os.environ["BENCH_FANOUT_N"].split(",")]
+    if os.environ.get("BENCH_FANOUT_N"):  # e.g. 1000 to profile one size; 1,50 to see how the cost grows
+        planned = {plan[0]: plan for plan in plans}
+        sizes = [int(n) for n in os.environ["BENCH_FANOUT_N"].split(",")]
+        plans = [planned.get(n, (n, 10, 20, 200)) for n in sizes]
     if os.environ.get("BENCH_FANOUT_BURST"):  # e.g. 3000: a saturation phase long enough to profile
         plans = [(*plan[:3], int(os.environ["BENCH_FANOUT_BURST"])) for plan in plans]
     rows = []
