@@ -101,9 +101,7 @@ schema = strawberry.Schema(
     config=StrawberryConfig(batching_config=batching_config()),
     scalar_overrides=scalar_overrides(),  # Upload accepts files only (schema/limits.py)
     # Subscription events executed once and shared by identical subscribers (schema/live/shared_events.py).
-    execution_context_class=SharedEventExecutionContext
-    if settings.GRAPHQL_SHARED_EVENT_RESULTS
-    else None,
+    execution_context_class=SharedEventExecutionContext if settings.GRAPHQL_SHARED_EVENT_RESULTS else None,
 )
 cache_node_id_attrs()  # once every type is imported: see schema/node_ids.py
 trusted_documents()  # a manifest that does not load stops the server at start, not at a request

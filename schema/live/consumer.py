@@ -88,7 +88,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
 
     @property
     def fast_path_enabled(self) -> bool:
-        return getattr(settings, "GRAPHQL_SHARED_EVENT_RESULTS", True)
+        return settings.GRAPHQL_SHARED_EVENT_RESULTS
 
     def _handshake_token(self) -> str | None:
         """The token of the handshake: ``Authorization`` header, then ``?token=``."""
