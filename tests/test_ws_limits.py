@@ -1,6 +1,7 @@
 """WebSocket limits: connection_init timeout, subscriptions per connection,
 frame size, origins, and a client that stops reading cut off under a live
-daphne while another client keeps receiving."""
+daphne while another client keeps receiving (query answers, and a room's live
+events to its subscribers)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from channels.layers import get_channel_layer
 from prometheus_client import REGISTRY
 
 from tests.clients import WSClient, token_for
-from tests.live import daphne, server_env
+from tests.live import daphne, migrate, server_env
+from tests.test_http_streams_daphne import graphql, register
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTIFICATIONS = "subscription Notes { notifications { __typename } }"
@@ -288,6 +291,232 @@ class TestSlowClientUnderDaphne:
                     await client.recv()
             assert client.close_code == 4408
         assert 2.5 < time.monotonic() - started < 7
+
+
+# --- The live fan-out with a subscriber that stopped reading ----------------------------
+
+FANOUT_BUFFERED_LIMIT = 64 * 1024
+FANOUT_EVENTS = "subscription R($roomId: ID) { roomEvents(roomId: $roomId) { __typename seq ... on MessageAdded { message { text } } } }"
+FANOUT_SEND = "mutation S($roomId: ID!, $text: String!) { sendMessage(input: {roomId: $roomId, text: $text}) { id } }"
+CUT_OFF_LINE = b"websocket client not reading"
+# Close to the 4000 characters a message may have, two bytes each in UTF-8: 8 KB a frame.
+FILLER = "\u00e9" * 3990
+
+
+@pytest.fixture(scope="module")
+def fanout_daphne(tmp_path_factory):
+    """daphne on a migrated SQLite file with the 64 KiB outgoing buffer limit and no
+    send rate limit in the way; yields (port, log path)."""
+    folder = tmp_path_factory.mktemp("daphne-fanout")
+    env = server_env(
+        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+        WS_MAX_BUFFERED_BYTES=str(FANOUT_BUFFERED_LIMIT),
+        RATE_LIMIT_SEND_MESSAGE="100000",
+        RATE_LIMIT_REGISTER="1000",
+    )
+    migration = migrate(env)
+    assert migration.wait(timeout=120) == 0, migration.stderr.read().decode()
+    log = folder / "daphne.log"
+    with daphne(env, log, timeout=30) as server:
+        yield server.port, log
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        data += chunk
+    return data
+
+
+def _server_frame(sock: socket.socket) -> tuple[int, bytes]:
+    """The next frame the server sent (unmasked, RFC 6455 5.1): (opcode, payload)."""
+    first, second = _recv_exactly(sock, 2)
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", _recv_exactly(sock, 2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", _recv_exactly(sock, 8))
+    return first & 0x0F, _recv_exactly(sock, length)
+
+
+def _text_of(payload: bytes) -> str | None:
+    """The message text of a roomEvents ``next`` frame, else None."""
+    frame = json.loads(payload)
+    if frame["type"] != "next":
+        return None
+    event = frame["payload"]["data"]["roomEvents"] or {}
+    return (event.get("message") or {}).get("text")
+
+
+class StalledSubscriber:
+    """A raw socket (tiny receive buffer) subscribed to the room's events, which reads
+    its first event and then nothing until the server cuts it off; then it reads
+    everything that is left, up to the close frame."""
+
+    def __init__(self, port: int, token: str, room_id: str):
+        self.sock = _raw_websocket(port)
+        self.sock.settimeout(10)
+        self.sock.sendall(_client_frame(json.dumps({"type": "connection_init", "payload": {"authToken": token}})))
+        assert json.loads(_server_frame(self.sock)[1])["type"] == "connection_ack"
+        subscribe = {
+            "type": "subscribe",
+            "id": "1",
+            "payload": {"query": FANOUT_EVENTS, "variables": {"roomId": room_id}},
+        }
+        self.sock.sendall(_client_frame(json.dumps(subscribe)))
+        self.texts: list[str] = []
+        self.close_code: int | None = None
+        self.cut_off = threading.Event()
+        self.stopped = threading.Event()
+
+    def until_first_event(self) -> None:
+        while (text := self._text()) is None:
+            pass
+        self.texts.append(text)
+
+    def _text(self) -> str | None:
+        opcode, payload = _server_frame(self.sock)
+        assert opcode == 0x1, (opcode, payload[:200])
+        return _text_of(payload)
+
+    def stall_until_cut_off(self, log: Path) -> None:
+        """Read nothing until the server logs the cut-off (it drops the connection a
+        second after its close frame, autobahn's close handshake timeout), then drain."""
+        with open(log, "rb") as lines:
+            lines.seek(0, os.SEEK_END)
+            seen = b""
+            while CUT_OFF_LINE not in seen:
+                if self.stopped.wait(0.01):
+                    return
+                seen = seen[-200:] + lines.read()
+        self.cut_off.set()
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            while True:
+                opcode, payload = _server_frame(self.sock)
+                if opcode == 0x8:
+                    (self.close_code,) = struct.unpack("!H", payload[:2])
+                    return
+                assert opcode == 0x1, (opcode, payload[:200])
+                if (text := _text_of(payload)) is not None:
+                    self.texts.append(text)
+
+    def close(self) -> None:
+        """Stop, wherever it waits, and close the socket."""
+        self.stopped.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+class Reader:
+    """A subscriber that reads all along: the text of each message event."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.received: list[str] = []
+
+    async def run(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosedOK):
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                if frame["type"] == "ping":
+                    await self.ws.send(json.dumps({"type": "pong"}))
+                elif (text := _text_of(raw)) is not None:
+                    self.received.append(text)
+
+    def big(self) -> list[str]:
+        return [text for text in self.received if not text.startswith("warm-up")]
+
+
+async def _reading_subscriber(port: int, token: str, room_id: str) -> Reader:
+    ws = await websockets.connect(f"ws://127.0.0.1:{port}/graphql/", subprotocols=["graphql-transport-ws"])
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"authToken": token}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    variables = {"roomId": room_id}
+    await ws.send(
+        json.dumps({"type": "subscribe", "id": "1", "payload": {"query": FANOUT_EVENTS, "variables": variables}})
+    )
+    return Reader(ws)
+
+
+@pytest.mark.slow
+async def test_the_live_fan_out_cuts_off_a_subscriber_that_stopped_reading_while_the_others_keep_up(fanout_daphne):
+    port, log = fanout_daphne
+    owner, stalled_token, *reader_tokens = [register(port, name) for name in ("owner", "stalled", "r1", "r2", "r3")]
+    created = graphql(port, 'mutation C { createRoom(input: {name: "fan-out"}) { id } }', token=owner)
+    room_id = created["createRoom"]["id"]
+    for token in (stalled_token, *reader_tokens):
+        graphql(port, "mutation J($r: ID!) { joinRoom(roomId: $r) { id } }", {"r": room_id}, token)
+
+    async def send(text: str) -> None:
+        await asyncio.to_thread(graphql, port, FANOUT_SEND, {"roomId": room_id, "text": text}, owner)
+
+    readers: list[Reader] = []
+    reading: list[asyncio.Task] = []
+    stalled = None
+    try:
+        for token in reader_tokens:
+            readers.append(await _reading_subscriber(port, token, room_id))
+            reading.append(asyncio.create_task(readers[-1].run()))
+        stalled = await asyncio.to_thread(StalledSubscriber, port, stalled_token, room_id)
+
+        # Everyone is live once each has an event: warm-ups until then.
+        first = asyncio.create_task(asyncio.to_thread(stalled.until_first_event))
+        for n in range(100):
+            if first.done() and all(reader.received for reader in readers):
+                break
+            await send(f"warm-up {n}")
+            await asyncio.sleep(0.1)
+        await first
+        assert all(reader.received for reader in readers)
+        stalling = asyncio.create_task(asyncio.to_thread(stalled.stall_until_cut_off, log))
+
+        # Big messages until the stalled socket's buffers (its small receive buffer, the
+        # server's send buffer, then daphne's, up to the 64 KiB limit) are full and it
+        # is cut off, then as many more. (a) Each reaches every reader within seconds.
+        sent: list[str] = []
+        worst = 0.0
+        after_cut_off = None
+        while after_cut_off is None or len(sent) < 2 * after_cut_off:
+            if after_cut_off is None and stalled.cut_off.is_set():
+                after_cut_off = len(sent)
+                continue
+            text = f"{len(sent):05d} {FILLER}"
+            # Far past what the kernel buffers (tcp_wmem's 4 MiB at most) and the limit.
+            sent_bytes = len(sent) * len(text.encode())
+            assert after_cut_off or sent_bytes < 16 * 1024 * 1024, f"never cut off: {sent_bytes} bytes sent"
+            await send(text)
+            sent.append(text)
+            sent_at = time.monotonic()
+            try:
+                async with asyncio.timeout(5):
+                    while any(len(reader.big()) < len(sent) for reader in readers):
+                        await asyncio.sleep(0.002)
+            except TimeoutError:
+                raise AssertionError(f"message {len(sent) - 1} not delivered to every reader within 5 s") from None
+            worst = max(worst, time.monotonic() - sent_at)
+        await asyncio.wait_for(stalling, 10)
+    finally:
+        if stalled is not None:
+            stalled.close()
+        for reader in readers:
+            await reader.ws.close()
+        await asyncio.gather(*reading, return_exceptions=True)
+
+    # (a) ... every message, once and in order.
+    for reader in readers:
+        assert reader.big() == sent
+    # (b) The stalled socket got those up to its cut-off, in order, then the close frame: 4429.
+    big = [text for text in stalled.texts if not text.startswith("warm-up")]
+    assert big == sent[: len(big)] and 0 < len(big) <= after_cut_off, (len(big), after_cut_off)
+    assert stalled.close_code == 4429, stalled.close_code
+    print(
+        f"fan-out: cut off after {after_cut_off} of {len(sent)} messages of {len(sent[0].encode())} bytes; "
+        f"the stalled socket read {len(big)}; readers' worst delay {worst:.3f} s"
+    )
 
 
 # --- Malformed frames: the socket closes (4400), it never lingers deaf -----------------
