@@ -29,6 +29,7 @@ from chat.realtime import Delivery
 from schema.accounts.types import UserType
 from schema.context import viewer
 from schema.global_ids import encode_id
+from schema.live.django_adapter import set_prefetched
 from schema.live.shared_events import event_identity
 
 if TYPE_CHECKING:
@@ -107,10 +108,7 @@ def message_from_snapshot(snapshot: dict, room: Room | None, sender_exists: bool
         )
         for a in snapshot.get("attachments") or []
     ]
-    prefetched = Attachment.objects.filter(message_id=snapshot["id"])
-    prefetched._result_cache = attachments
-    prefetched._prefetch_done = True
-    message._prefetched_objects_cache = {"attachments": prefetched}
+    set_prefetched(message, "attachments", Attachment.objects.filter(message_id=snapshot["id"]), attachments)
     return message
 
 

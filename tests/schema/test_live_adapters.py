@@ -41,6 +41,7 @@ from schema.live import (
     autobahn_adapter,
     channels_adapter,
     daphne_adapter,
+    django_adapter,
     drain,
     http_stream,
     strawberry_adapter,
@@ -683,3 +684,53 @@ class TestTwisted:
         twisted_adapter.when_running(lambda: called.append(1))
         twisted_adapter.stop_reactor()
         assert called == []
+
+
+# --- Django --------------------------------------------------------------------------------
+
+
+class TestDjango:
+    """schema/live/django_adapter.py fills a relation's prefetch cache as Django's
+    prefetching does; an upgrade that reads it elsewhere fails here."""
+
+    @pytest.fixture
+    def message(self, alice):
+        from chat.models import Attachment, Message
+        from chat.services import rooms
+
+        room = rooms.create_room(alice, "prefetched")
+        message = Message.objects.create(room=room, sender=alice, text="with files")
+        stored = [
+            Attachment.objects.create(
+                uploader=alice, message=message, name=f"{n}.txt", content_type="text/plain", size=1
+            )
+            for n in range(2)
+        ]
+        return message, stored
+
+    def test_the_relation_answers_the_objects_given_without_a_query(self, message, django_assert_num_queries):
+        from chat.models import Attachment
+
+        message, stored = message
+        given = [Attachment(id=stored[0].pk, message_id=message.pk, name="from the snapshot")]
+        django_adapter.set_prefetched(message, "attachments", Attachment.objects.filter(message_id=message.pk), given)
+        with django_assert_num_queries(0):
+            assert list(message.attachments.all()) == given
+            assert [a.name for a in message.attachments.all()] == ["from the snapshot"]
+            assert message.attachments.count() == 1  # counted from the cache too
+
+    def test_a_chained_filter_still_asks_the_database(self, message, django_assert_num_queries):
+        from chat.models import Attachment
+
+        message, stored = message
+        django_adapter.set_prefetched(message, "attachments", Attachment.objects.filter(message_id=message.pk), [])
+        with django_assert_num_queries(1):
+            assert list(message.attachments.filter(name="1.txt")) == [stored[1]]
+
+    def test_other_prefetched_relations_stay(self, message):
+        from chat.models import Attachment, Message
+
+        message, _ = message
+        fetched = Message.objects.prefetch_related("reactions").get(pk=message.pk)
+        django_adapter.set_prefetched(fetched, "attachments", Attachment.objects.filter(message_id=message.pk), [])
+        assert set(fetched._prefetched_objects_cache) == {"reactions", "attachments"}
