@@ -100,3 +100,29 @@ def reuse_request_threads(app):
             thread.release()
 
     return application
+
+
+class OneThreadMiddleware:
+    """The innermost middleware: sync only, so that the whole chain above it runs
+    in the request's thread, entered once, and the event loop is entered once, for
+    the view.
+
+    Django runs a middleware that works both ways in the mode of what it wraps.
+    Below an async view (Strawberry's) the chain above would be async, and each
+    of Django's own middlewares (``MiddlewareMixin``: security, sessions, CSRF,
+    authentication, messages, clickjacking) would then send every
+    ``process_request`` and ``process_response`` call to the request's thread and
+    back: about a dozen hand-offs per request, each a wake-up of another thread
+    and a hand-over of the GIL, which a busy server pays in latency. WhiteNoise,
+    sync only, already kept the middlewares above it in the thread; this keeps
+    the ones below it there too.
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response  # the view's handler, called through async_to_sync by Django
+
+    def __call__(self, request):
+        return self.get_response(request)

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "backend.request_threads.OneThreadMiddleware",  # innermost: the chain above runs in one thread
 ]
 
 ROOT_URLCONF = "backend.urls"

@@ -22,6 +22,12 @@ ME = "query { me { username } }"
 
 async def post_graphql(query: str, token: str | None = None) -> tuple[int, dict]:
     """One POST /graphql/ through ``backend.asgi.application``, as daphne hands it over."""
+    status, _, body = await exchange(query, token)
+    return status, body
+
+
+async def exchange(query: str, token: str | None = None) -> tuple[int, dict[bytes, bytes], dict]:
+    """``post_graphql`` with the response's headers (lower-cased names)."""
     body = json.dumps({"query": query}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if token:
@@ -52,9 +58,9 @@ async def post_graphql(query: str, token: str | None = None) -> tuple[int, dict]
         sent.append(message)
 
     await application(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, json.loads(content)
+    return start["status"], {name.lower(): value for name, value in start["headers"]}, json.loads(content)
 
 
 @pytest.fixture
@@ -135,3 +141,36 @@ def test_asgirefs_thread_for_sync_code_outside_requests_is_an_executor():
     from asgiref.sync import SyncToAsync
 
     assert isinstance(SyncToAsync.single_thread_executor, Executor)
+
+
+async def test_the_middleware_chain_runs_in_the_requests_thread_without_hand_offs(alice, monkeypatch):
+    """Django's own middlewares run their hooks where the chain runs (the request's
+    thread), not each through ``sync_to_async`` from the event loop and back; the
+    response still carries what each of them adds."""
+    from asgiref import sync
+
+    handed_off: list[str] = []
+    original = sync.SyncToAsync.__init__
+
+    def recording(self, func, *args, **kwargs):
+        handed_off.append(getattr(func, "__qualname__", repr(func)))
+        original(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__init__", recording)
+    token = await async_token_for(alice)
+    handed_off.clear()
+    status, body = await post_graphql(ME, token)
+    assert status == 200 and body == {"data": {"me": {"username": alice.username}}}
+    hooks = [name for name in handed_off if name.rpartition(".")[2] in {"process_request", "process_response"}]
+    assert hooks == [], hooks
+
+
+async def test_responses_still_carry_every_middlewares_headers(alice):
+    """Security (nosniff, referrer policy), clickjacking, request id: each middleware
+    of the chain still answered, through the one thread."""
+    status, headers, _ = await exchange(ME, await async_token_for(alice))
+    assert status == 200
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"referrer-policy"]
+    assert headers[b"x-request-id"]
