@@ -257,3 +257,11 @@ def test_the_loaded_application_is_frozen_out_of_full_collections():
     out = run_settings({}, "import gc, backend.asgi; print(gc.get_freeze_count())")
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) > 100_000
+
+
+def test_the_young_generation_is_collected_every_ten_thousand_allocations():
+    """backend/asgi.py raises the young generation's threshold: at the default (700)
+    the objects of the requests in flight are promoted and pile into full collections."""
+    out = run_settings({}, "import gc, backend.asgi; print(*gc.get_threshold())")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-3:] == ["10000", "10", "10"]
