@@ -33,11 +33,11 @@ PRESENCE_CHANGED = "PresenceChanged"
 
 
 def presence_ttl() -> float:
-    return float(getattr(settings, "PRESENCE_TTL", 90))
+    return float(settings.PRESENCE_TTL)
 
 
 def heartbeat_interval() -> float:
-    return float(getattr(settings, "PRESENCE_HEARTBEAT", 30))
+    return float(settings.PRESENCE_HEARTBEAT)
 
 
 class MemoryPresence:
