@@ -103,6 +103,20 @@ def daphne(
             process.wait()
 
 
+@contextlib.contextmanager
+def migrated_daphne(
+    folder: Path, timeout: float = 30, options: Sequence[str] = (), **overrides: str
+) -> Iterator[Daphne]:
+    """``daphne`` (see above) on a fresh SQLite file in ``folder``, with ``overrides`` in
+    its environment and its log in ``folder / "daphne.log"``. The database is migrated
+    while daphne starts (both import Django); the block begins once both are done."""
+    env = server_env(DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}", **overrides)
+    migration = migrate(env)
+    with daphne(env, folder / "daphne.log", timeout=timeout, options=options) as server:
+        assert migration.wait(timeout=120) == 0, migration.stderr.read().decode()
+        yield server
+
+
 def database_url() -> str:
     """The URL of the test database pytest-django created (the servers share it)."""
     from django.conf import settings

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.live import daphne, migrate, server_env
+from tests.live import migrated_daphne
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +27,8 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """daphne on a SQLite file; yields (port, log)."""
-    folder = tmp_path_factory.mktemp("daphne-http-streams")
-    env = server_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
-        RATE_LIMIT_REGISTER="1000",
-    )
-    migration = migrate(env)
-    assert migration.wait(timeout=120) == 0, migration.stderr.read().decode()
-    log = folder / "daphne.log"
-    with daphne(env, log, timeout=30) as live:
-        yield live.port, log
+    with migrated_daphne(tmp_path_factory.mktemp("daphne-http-streams"), RATE_LIMIT_REGISTER="1000") as live:
+        yield live.port, live.log
 
 
 def graphql(port: int, query: str, variables: dict | None = None, token: str | None = None) -> dict:

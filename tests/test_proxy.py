@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT, daphne, free_port, migrate, server_env
+from tests.live import ROOT, free_port, migrated_daphne
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
 if NGINX is None:
@@ -116,18 +116,16 @@ http {{
 def proxied(tmp_path_factory) -> Iterator[tuple[int, Path]]:
     """(nginx's port, daphne's log) for the deployed pair."""
     folder = tmp_path_factory.mktemp("proxy")
-    env = server_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+    with migrated_daphne(
+        folder,
+        timeout=60,
+        options=dockerfile_daphne_options(),
         LOGIN_THROTTLE_ADDRESS_ATTEMPTS=str(ADDRESS_ATTEMPTS),
         LOGIN_THROTTLE_ATTEMPTS="1000",
         LOG_LEVEL="INFO",
-    )
-    migration = migrate(env)
-    log = folder / "daphne.log"
-    with daphne(env, log, timeout=60, options=dockerfile_daphne_options()) as server:
-        assert migration.wait(timeout=120) == 0, migration.stderr.read().decode()
+    ) as server:
         with nginx(folder, server.port) as port:
-            yield port, log
+            yield port, server.log
 
 
 def log_in(port: int, source: str, n: int, headers: dict[str, str]) -> str:

@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from prometheus_client import REGISTRY
 
 from tests.clients import WSClient, token_for
-from tests.live import daphne, migrate, server_env
+from tests.live import daphne, migrated_daphne, server_env
 from tests.test_http_streams_daphne import graphql, register
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,18 +307,13 @@ FILLER = "\u00e9" * 3990
 def fanout_daphne(tmp_path_factory):
     """daphne on a migrated SQLite file with the 64 KiB outgoing buffer limit and no
     send rate limit in the way; yields (port, log path)."""
-    folder = tmp_path_factory.mktemp("daphne-fanout")
-    env = server_env(
-        DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
+    with migrated_daphne(
+        tmp_path_factory.mktemp("daphne-fanout"),
         WS_MAX_BUFFERED_BYTES=str(FANOUT_BUFFERED_LIMIT),
         RATE_LIMIT_SEND_MESSAGE="100000",
         RATE_LIMIT_REGISTER="1000",
-    )
-    migration = migrate(env)
-    assert migration.wait(timeout=120) == 0, migration.stderr.read().decode()
-    log = folder / "daphne.log"
-    with daphne(env, log, timeout=30) as server:
-        yield server.port, log
+    ) as server:
+        yield server.port, server.log
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:

@@ -18,7 +18,7 @@ from chat.cursors import encode_cursor
 from chat.models import Message, User
 from tests.chat_world import gid
 from tests.clients import WSClient, token_for
-from tests.live import daphne, migrate, server_env
+from tests.live import migrated_daphne
 from tests.schema.test_subscriptions import subscription_error
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -273,12 +273,7 @@ class TestOneIdentityPerSocket:
 @pytest.fixture(scope="module")
 def daphne_server(tmp_path_factory):
     """``daphne backend.asgi:application`` on a free port with a fresh SQLite file."""
-    folder = tmp_path_factory.mktemp("daphne")
-    env = server_env(DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}")
-    # Migrate while daphne starts (both import Django; nothing is served before both are done).
-    migration = migrate(env)
-    with daphne(env, folder / "daphne.log", timeout=15) as server:
-        assert migration.wait(timeout=60) == 0, migration.stderr.read().decode()
+    with migrated_daphne(tmp_path_factory.mktemp("daphne"), timeout=15) as server:
         yield f"ws://127.0.0.1:{server.port}/graphql/"
 
 
