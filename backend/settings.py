@@ -415,6 +415,9 @@ WS_CONNECTION_INIT_TIMEOUT = env_int("WS_CONNECTION_INIT_TIMEOUT", 10)  # second
 WS_MAX_SUBSCRIPTIONS = env_int("WS_MAX_SUBSCRIPTIONS", 20)  # in-flight operations per socket
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)  # incoming frame; bigger closes 1009
 WS_MAX_BUFFERED_BYTES = env_int("WS_MAX_BUFFERED_BYTES", 1024 * 1024)  # unsent outgoing bytes; more closes 4429
+# A client cut off for not reading has this long to read what was queued and the 4429
+# close frame; then its TCP connection is aborted (the buffer is freed).
+WS_SLOW_CLIENT_CLOSE_SECONDS = float(os.environ.get("WS_SLOW_CLIENT_CLOSE_SECONDS", "5"))
 WS_MAX_QUEUED_MESSAGES = env_int("WS_MAX_QUEUED_MESSAGES", 100)  # inbound frames not yet handled; more closes 4429
 STRAWBERRY_DJANGO = {
     "FIELD_DESCRIPTION_FROM_HELP_TEXT": True,

@@ -36,6 +36,13 @@ def forget_frame_mask(protocol: Any) -> None:
         protocol.current_frame_masker = None
 
 
+def close_after(protocol: Any, seconds: float) -> None:
+    """How long, once this side sends its close frame, autobahn waits for the peer's
+    before it aborts the TCP connection (its ``closeHandshakeTimeout`` option, for
+    this connection alone; daphne leaves autobahn's default of 1 s)."""
+    protocol.closeHandshakeTimeout = seconds
+
+
 def send_close_frame(protocol: Any, code: int, reason: str) -> None:
     """A close frame with any code: autobahn's ``sendClose()`` refuses the 1xxx
     codes other than 1000 (1009 "message too big" included), so send it the way

@@ -437,7 +437,9 @@ class GraphQLConsumer(GraphQLWSConsumer):
                 backlog,
                 settings.WS_MAX_BUFFERED_BYTES,
             )
-            # The close frame queues behind the unread data; autobahn's close
-            # handshake timeout then aborts the TCP connection, freeing the buffer.
+            # The close frame queues behind the unread data. A client that reads again
+            # within WS_SLOW_CLIENT_CLOSE_SECONDS gets the frames queued before it and
+            # 4429; otherwise the TCP connection is aborted, freeing the buffer.
+            autobahn_adapter.close_after(protocol, settings.WS_SLOW_CLIENT_CLOSE_SECONDS)
             metrics.slow_client_cut_off(self.graphql_protocol)
             await super().close(code=SLOW_CLIENT_CLOSE_CODE, reason="Not reading: too many unsent messages")

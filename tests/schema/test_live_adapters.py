@@ -554,6 +554,17 @@ class TestAutobahn:
         assert close[0] == 0x88 and close[2:4] == (1009).to_bytes(2, "big"), close  # a close frame, 1009
         assert protocol.state == WebSocketServerProtocol.STATE_CLOSING
 
+    def test_a_close_frame_waits_for_the_reply_as_long_as_set(self, monkeypatch):
+        protocol = open_server_protocol()
+        assert protocol.closeHandshakeTimeout == 1  # autobahn's default, which daphne keeps
+        scheduled = []
+        timer = protocol.factory._batched_timer
+        monkeypatch.setattr(timer, "call_later", lambda delay, call: scheduled.append((delay, call)))
+        autobahn_adapter.close_after(protocol, 7)
+        autobahn_adapter.send_close_frame(protocol, 4429, "not reading")
+        assert scheduled == [(7, protocol.onCloseHandshakeTimeout)]
+        assert "closeHandshakeTimeout" in WebSocketServerProtocol.CONFIG_ATTRS
+
     def test_autobahn_frame_limit_and_close_frame(self):
         assert issubclass(WebSocketProtocol, WebSocketServerProtocol)
         assert "maxFramePayloadSize" in WebSocketServerProtocol.CONFIG_ATTRS
