@@ -151,12 +151,13 @@ class TestOrigins:
 
 @pytest.fixture(scope="module")
 def limited_daphne(tmp_path_factory):
-    """daphne with a small outgoing buffer limit (64 KiB), frame limit (8 KiB), init timeout (3 s);
-    yields (port, log path)."""
+    """daphne with a small outgoing buffer limit (64 KiB), frame limit (8 KiB), init timeout (3 s),
+    and a client cut off for not reading dropped 1 s after its close frame; yields (port, log path)."""
     folder = tmp_path_factory.mktemp("daphne-limits")
     env = server_env(
         DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}",
         WS_MAX_BUFFERED_BYTES=str(64 * 1024),
+        WS_SLOW_CLIENT_CLOSE_SECONDS="1",
         WS_MAX_MESSAGE_BYTES=str(8 * 1024),
         WS_CONNECTION_INIT_TIMEOUT="3",
     )
@@ -378,8 +379,8 @@ class StalledSubscriber:
         return _text_of(payload)
 
     def stall_until_cut_off(self, log: Path) -> None:
-        """Read nothing until the server logs the cut-off (it drops the connection a
-        second after its close frame, autobahn's close handshake timeout), then drain."""
+        """Read nothing until the server logs the cut-off (it drops the connection
+        WS_SLOW_CLIENT_CLOSE_SECONDS after its close frame), then drain."""
         with open(log, "rb") as lines:
             lines.seek(0, os.SEEK_END)
             seen = b""
