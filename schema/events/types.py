@@ -431,16 +431,16 @@ async def build_event(delivery: Delivery) -> RoomEvent:
     stored event at the same cursor (the parts come from the LRUs above)."""
     identity = event_identity(delivery.message)
     if identity is None:  # ephemeral: per delivery
-        return await _build_event(delivery)
+        return await _build_event(delivery, identity)
     key = (identity, delivery.cursor)
     event = _built.get(key)
     if event is None:
-        event = await _build_event(delivery)
+        event = await _build_event(delivery, identity)
         _built.put(key, event)
     return event
 
 
-async def _build_event(delivery: Delivery) -> RoomEvent:
+async def _build_event(delivery: Delivery, identity: tuple | None) -> RoomEvent:
     message = delivery.message
     objects = await event_objects(message)
     payload = message.get("payload") or {}
@@ -449,7 +449,7 @@ async def _build_event(delivery: Delivery) -> RoomEvent:
         "seq": message.get("seq"),
         "created_at": _dt(message["created_at"]),
         "room_obj": objects["room"],
-        "identity": event_identity(message),
+        "identity": identity,
     }
     kind = message["kind"]
     if kind in ("MessageAdded", "MessageEdited", "MessageDeleted"):
