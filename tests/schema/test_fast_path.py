@@ -76,11 +76,12 @@ def fast_calls(monkeypatch):
     return calls
 
 
-async def subscribe(user, protocol: str, query: str, room: Room, op_id: str = "sub") -> WSClient:
+async def subscribe(user, protocol: str, query: str, room: Room | None, op_id: str = "sub") -> WSClient:
+    """A socket of ``user`` subscribed to ``query`` for ``room`` (None: all their rooms)."""
     client = WSClient(token=await sync_to_async(token_for)(user), protocol=protocol)
     ack = await client.connect()
     assert ack["type"] == "connection_ack", ack
-    await client.subscribe(query, {"roomId": encode_id("Room", room.pk)}, op_id=op_id)
+    await client.subscribe(query, {"roomId": encode_id("Room", room.pk)} if room else {}, op_id=op_id)
     return client
 
 
@@ -188,12 +189,7 @@ async def test_all_rooms_subscribers_at_different_cursors_share_one_rendering(
     room, owner, (fast1, fast2, slow) = room
     elsewhere = await sync_to_async(room_services.create_room)(fast1, "elsewhere")
     await send(elsewhere, fast1, "a position of its own")
-    clients = []
-    for user in (fast1, fast2, slow):
-        client = WSClient(token=await sync_to_async(token_for)(user), protocol=protocol)
-        assert (await client.connect())["type"] == "connection_ack"
-        await client.subscribe(ALL_ROOMS, {}, op_id="sub")
-        clients.append(client)
+    clients = [await subscribe(user, protocol, ALL_ROOMS, None) for user in (fast1, fast2, slow)]
     try:
         await until_subscribed(room, 3)
         renders.clear()
