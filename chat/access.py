@@ -65,7 +65,7 @@ def access_room_as_member(user: User, room_id) -> tuple[Room, Membership]:
         # A member sees the room: one query answers both (sends take this path each time).
         membership = _only_row(
             Membership.objects.select_related("room").filter(
-                user=user, room_id=_room_pk(room_id), room__deleted_at__isnull=True
+                user_id=user.pk, room_id=_room_pk(room_id), room__deleted_at__isnull=True
             )
         )
         if membership is not None:
@@ -90,7 +90,7 @@ def _room_pk(room_id) -> int:
 def membership_of(user: User, room_id) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return _only_row(Membership.objects.filter(room_id=room_id, user=user))
+    return _only_row(Membership.objects.filter(room_id=room_id, user_id=user.pk))
 
 
 def require_role(membership: Membership | None, *roles: str, user: User | None = None) -> None:
@@ -262,7 +262,7 @@ def active_mute(user: User, room_id) -> Mute | None:
     """The user's mute in the room if it still holds (an expired one is ignored)."""
     if not user.is_authenticated:
         return None
-    mute = _only_row(Mute.objects.filter(room_id=room_id, user=user))
+    mute = _only_row(Mute.objects.filter(room_id=room_id, user_id=user.pk))
     return mute if mute is not None and mute.is_active() else None
 
 

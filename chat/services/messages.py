@@ -132,10 +132,14 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
                 return previous
             access.require_may_write(actor, room)  # again: muted or blocked meanwhile
             moderation.check_slow_mode(room, membership)
-            attachments = list(
-                Attachment.objects.select_for_update()
-                .filter(pk__in=ids, uploader=actor, message__isnull=True)
-                .order_by("pk")
+            attachments = (
+                list(
+                    Attachment.objects.select_for_update()
+                    .filter(pk__in=ids, uploader=actor, message__isnull=True)
+                    .order_by("pk")
+                )
+                if ids
+                else []  # most messages: building the query would cost more than the insert
             )
             if len(attachments) != len(ids):
                 raise BadUserInput(

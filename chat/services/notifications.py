@@ -80,6 +80,8 @@ def notify(user_ids, kind: str, room: Room, by: User, message: Message | None = 
 
 
 def _mentioned_user_ids(room: Room, sender: User, names: set[str]) -> set[int]:
+    if not names:
+        return set()
     members = Membership.objects.filter(room=room).exclude(user_id=sender.pk)
     mentioned: set[int] = set()
     wide = names & {MENTION_ROOM, MENTION_HERE}
@@ -100,10 +102,9 @@ def notify_message(room: Room, message: Message, sender: User) -> list[Notificat
     """The notifications a new message stores: mentions, then every message for ``ALL`` members.
     Precondition: inside the message's transaction."""
     mentioned = _mentioned_user_ids(room, sender, mention_names(message.text))
+    # The sender among them is dropped by notify().
     everything = set(
-        Membership.objects.filter(room=room, notification_level=NotificationLevel.ALL)
-        .exclude(user_id=sender.pk)
-        .values_list("user_id", flat=True)
+        Membership.objects.filter(room=room, notification_level=NotificationLevel.ALL).values_list("user_id", flat=True)
     )
     return [
         *notify(mentioned, Kind.MENTIONED, room, sender, message),
