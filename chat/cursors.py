@@ -24,6 +24,14 @@ def encode_cursor(positions: Mapping[int, int]) -> str:
     return _encode_positions(tuple(sorted(positions.items())))
 
 
+def cursor_with(positions: Mapping[int, int], room: int, seq: int) -> str:
+    """The cursor of ``positions`` with ``room`` moved to ``seq``: a subscription's
+    cursor after an event, computed for each subscriber of a fan-out."""
+    if len(positions) == 1 and room in positions:  # one room: most subscriptions
+        return _encode_positions(((room, seq),))
+    return encode_cursor({**positions, room: seq})
+
+
 @functools.lru_cache(maxsize=4096)  # the subscribers of a room share their positions
 def _encode_positions(positions: tuple[tuple[int, int], ...]) -> str:
     raw = ",".join(f"{room}:{seq}" for room, seq in positions)

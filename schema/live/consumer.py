@@ -430,7 +430,7 @@ class GraphQLConsumer(GraphQLWSConsumer):
         if protocol is None:
             return
         backlog = unsent_bytes(protocol)
-        if backlog > settings.WS_MAX_BUFFERED_BYTES:
+        if backlog and backlog > settings.WS_MAX_BUFFERED_BYTES:  # mostly 0: no settings lookup per frame
             self._cut_off = True
             logger.warning(
                 "websocket client not reading: %d bytes unsent (limit %d), closing 4429",

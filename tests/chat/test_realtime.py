@@ -85,6 +85,17 @@ class TestCursors:
         assert cursors.decode_cursor(cursors.encode_cursor({})) == {}
 
     @pytest.mark.parametrize(
+        ("positions", "room", "seq"),
+        [({5: 1}, 5, 2), ({5: 1}, 6, 9), ({}, 5, 1), ({12: 7, 3: 40}, 3, 41), ({12: 7, 3: 40}, 4, 1)],
+    )
+    def test_the_cursor_after_an_event_moves_one_room_and_keeps_the_others(self, positions, room, seq):
+        before = dict(positions)
+        cursor = cursors.cursor_with(positions, room, seq)
+        assert cursors.decode_cursor(cursor) == {**before, room: seq}
+        assert cursor == cursors.encode_cursor({**before, room: seq})
+        assert positions == before  # the subscription's own positions move only once it is delivered
+
+    @pytest.mark.parametrize(
         "cursor", ["", "r1", "r2.MzoxMA", "r1.!!!", "r1.bm90IGEgY3Vyc29y", "r1.LTE6Mw", "42", "r1.MzotMQ"]
     )
     def test_garbage_is_bad_user_input(self, cursor):
