@@ -54,11 +54,25 @@ class _Renderer:
     of the operation and the operation's context (Strawberry's execution hooks, e.g.
     the optimizer's), for executions made outside the operation's own task."""
 
-    __slots__ = ("__weakref__", "context", "executor")
+    __slots__ = ("__weakref__", "context", "cursor", "executor", "message", "payload", "text")
 
     def __init__(self, executor):
         self.executor = executor
         self.context = contextvars.copy_context()
+        # The last event rendered, kept for the rest of its fan-out: the hub hands the
+        # same message to each subscriber in turn, so they need neither the shared
+        # lookup nor an await. ``text`` is ``payload`` with ``cursor`` written in.
+        self.message = self.payload = self.cursor = self.text = None
+
+    def remember(self, message: dict, payload: str) -> None:
+        self.message, self.payload, self.cursor, self.text = message, payload, None, None
+
+    def payload_with(self, cursor: str) -> str:
+        """The last event's payload with ``cursor``: the subscribers of a room at the
+        same position share one cursor, and so one string."""
+        if cursor != self.cursor:
+            self.cursor, self.text = cursor, with_cursor(self.payload, cursor)
+        return self.text
 
 
 # Subscriptions whose results do not depend on the viewer render alike: they share
@@ -123,12 +137,14 @@ class FastPath:
         if delivery.seq is None or not self._open():
             return False
         renderer = self.renderer
-        payload = await shared_event_payload(
-            delivery, self.signature, renderer.executor, renderer.context, self.consumer.encode_json
-        )
-        if payload is None or not self._open():
-            return False
-        await self.consumer.send(text_data=f'{self.prefix},"payload":{payload}}}')
+        if renderer.message is not delivery.message:
+            payload = await slotted_event_payload(
+                delivery, self.signature, renderer.executor, renderer.context, self.consumer.encode_json
+            )
+            if payload is None or not self._open():
+                return False
+            renderer.remember(delivery.message, payload)
+        await self.consumer.send(text_data=f'{self.prefix},"payload":{renderer.payload_with(delivery.cursor)}}}')
         return True
 
     async def close(self, code: int, reason: str) -> None:
@@ -210,7 +226,15 @@ async def shared_event_payload(
     (shared_events.py), executed once for every subscriber of every transport who
     would get the same one whatever their cursor, encoded once with ``encode``, with
     ``delivery``'s cursor written in; None if the execution has errors (each
-    subscriber's own path takes it then).
+    subscriber's own path takes it then)."""
+    payload = await slotted_event_payload(delivery, signature, executor, context, encode)
+    return None if payload is None else with_cursor(payload, delivery.cursor)
+
+
+async def slotted_event_payload(
+    delivery: Delivery, signature: tuple, executor, context: contextvars.Context, encode
+) -> str | None:
+    """``shared_event_payload`` with ``CURSOR_SLOT`` where the cursor goes.
 
     An execution is announced at once: the other subscribers of the event reach
     this point in the same turn of the event loop, before it has even started,
@@ -224,7 +248,7 @@ async def shared_event_payload(
         else:
             slotted = Delivery(message=delivery.message, cursor=CURSOR_SLOT)
             payload = await _render(key, executor, context, slotted, encode)
-    return None if payload is None else with_cursor(payload, delivery.cursor)
+    return payload
 
 
 async def _render(key: tuple, executor, context: contextvars.Context, delivery: Delivery, encode) -> str | None:
