@@ -54,25 +54,28 @@ class _Renderer:
     of the operation and the operation's context (Strawberry's execution hooks, e.g.
     the optimizer's), for executions made outside the operation's own task."""
 
-    __slots__ = ("__weakref__", "context", "cursor", "executor", "message", "payload", "text")
+    __slots__ = ("__weakref__", "context", "cursor", "executor", "frame", "message", "payload", "prefix")
 
     def __init__(self, executor):
         self.executor = executor
         self.context = contextvars.copy_context()
         # The last event rendered, kept for the rest of its fan-out: the hub hands the
         # same message to each subscriber in turn, so they need neither the shared
-        # lookup nor an await. ``text`` is ``payload`` with ``cursor`` written in.
-        self.message = self.payload = self.cursor = self.text = None
+        # lookup nor an await. ``frame`` is the last frame made of it, for ``prefix``
+        # and ``cursor``.
+        self.message = self.payload = self.prefix = self.cursor = self.frame = None
 
     def remember(self, message: dict, payload: str) -> None:
-        self.message, self.payload, self.cursor, self.text = message, payload, None, None
+        self.message, self.payload, self.prefix, self.cursor, self.frame = message, payload, None, None, None
 
-    def payload_with(self, cursor: str) -> str:
-        """The last event's payload with ``cursor``: the subscribers of a room at the
-        same position share one cursor, and so one string."""
-        if cursor != self.cursor:
-            self.cursor, self.text = cursor, with_cursor(self.payload, cursor)
-        return self.text
+    def frame_with(self, prefix: str, cursor: str) -> str:
+        """The last event's frame for an operation's ``prefix`` (its id, the protocol's
+        type) and ``cursor``: subscribers of a room at the same position, whose
+        clients number their operations alike, share one string."""
+        if cursor != self.cursor or prefix != self.prefix:
+            payload = with_cursor(self.payload, cursor)
+            self.prefix, self.cursor, self.frame = prefix, cursor, f'{prefix},"payload":{payload}}}'
+        return self.frame
 
 
 # Subscriptions whose results do not depend on the viewer render alike: they share
@@ -144,7 +147,7 @@ class FastPath:
             if payload is None or not self._open():
                 return False
             renderer.remember(delivery.message, payload)
-        await self.consumer.send(text_data=f'{self.prefix},"payload":{renderer.payload_with(delivery.cursor)}}}')
+        await self.consumer.send(text_data=renderer.frame_with(self.prefix, delivery.cursor))
         return True
 
     async def close(self, code: int, reason: str) -> None:

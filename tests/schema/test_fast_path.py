@@ -210,6 +210,32 @@ async def test_all_rooms_subscribers_at_different_cursors_share_one_rendering(
             await client.close()
 
 
+async def test_subscribers_of_both_protocols_and_any_operation_ids_share_one_rendering(room, fast_calls, renders):
+    """One rendering of an event goes out in each subscriber's own frame: its
+    protocol's message type and its own operation id, byte for byte Strawberry's."""
+    room, owner, (fast1, fast2, slow) = room
+    clients = [
+        await subscribe(fast1, "graphql-transport-ws", SHARED, room, op_id="1"),
+        await subscribe(fast2, "graphql-ws", SHARED, room, op_id="1"),
+        await subscribe(slow, "graphql-ws", SHARED, room, op_id="1"),
+        await subscribe(fast2, "graphql-ws", SHARED, room, op_id="other"),
+    ]
+    try:
+        await until_subscribed(room, len(clients))
+        renders.clear()
+        await send(room, owner, "one rendering")
+        got = [(await frames(client, 1))[0] for client in clients]
+        heads = [(json.loads(text)["id"], json.loads(text)["type"]) for text in got]
+        assert heads == [("1", "next"), ("1", "data"), ("1", "data"), ("other", "data")]
+        assert len({json.dumps(json.loads(text)["payload"]) for text in got}) == 1
+        assert got[1] == got[2]  # fast2's shared frame is Strawberry's frame for slow
+        assert fast_calls == [True, True, True]
+        assert len(renders) == 1
+    finally:
+        for client in clients:
+            await client.close()
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_an_event_a_subscription_does_not_select_is_passed_without_waking_it(
     protocol, room, monkeypatch, fast_calls
