@@ -189,7 +189,8 @@ _loading: dict[tuple, asyncio.Future] = {}
 
 
 async def _user_exists(user_id: int) -> bool:
-    return await _load_once(_users, user_id, User.objects.filter(pk=user_id).exists)
+    # A lambda: the query is built on a miss only (building it costs more than the cache hit).
+    return await _load_once(_users, user_id, lambda: User.objects.filter(pk=user_id).exists())
 
 
 def clear_caches() -> None:
