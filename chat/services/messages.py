@@ -139,7 +139,7 @@ def send_message(actor, room_id, text, client_id=None, reply_to_id=None, attachm
                     .order_by("pk")
                 )
                 if ids
-                else []  # most messages: building the query would cost more than the insert
+                else []  # most messages have none: Django would build this query only to skip running it
             )
             if len(attachments) != len(ids):
                 raise BadUserInput(
